@@ -1,0 +1,66 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { DependencyError, InvalidTokenError, OAuthError } from '../src/errors.js'
+
+const OWN_CODES = new Set(['INVALID_REQUEST', 'INVALID_CREDENTIALS', 'INVALID_TOKEN', 'EMAIL_TAKEN', 'SESSION_NOT_FOUND', 'SERVICE_UNAVAILABLE'])
+// Codes for the 4xx errors Fastify and its plugins raise, so no library code reaches a client.
+const CODE_BY_STATUS: Record<number, string> = {
+  400: 'INVALID_REQUEST',
+  401: 'INVALID_TOKEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  406: 'NOT_ACCEPTABLE',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'RATE_LIMITED'
+}
+const RETRY_AFTER_SECONDS = '5'
+
+function statusText (status: number): string {
+  return {
+    400: 'Bad Request',
+    401: 'Unauthorized',
+    404: 'Not Found',
+    405: 'Method Not Allowed',
+    406: 'Not Acceptable',
+    409: 'Conflict',
+    413: 'Payload Too Large',
+    415: 'Unsupported Media Type',
+    429: 'Too Many Requests',
+    503: 'Service Unavailable'
+  }[status] ?? 'Internal Server Error'
+}
+
+/** The one error handler: the Fastify error shape, 5xx masked, WWW-Authenticate on 401 (RFC 6750 §3). */
+export function handleError (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (error instanceof DependencyError) {
+    request.log.error({ err: error.cause, dependency: error.dependency }, 'dependency unavailable')
+    return reply.code(503).header('retry-after', RETRY_AFTER_SECONDS)
+      .send({ statusCode: 503, code: 'SERVICE_UNAVAILABLE', error: statusText(503), message: 'A backing service is unavailable; retry shortly' })
+  }
+  if (error instanceof OAuthError) {
+    return reply.code(400).headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
+      .send({ error: error.errorCode, error_description: error.description })
+  }
+  const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
+  if (status >= 500) {
+    request.log.error({ err: error }, 'request failed')
+    if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
+    return reply.code(status).send({ statusCode: status, code: status === 503 ? 'SERVICE_UNAVAILABLE' : 'INTERNAL_ERROR', error: statusText(status), message: 'Something went wrong' })
+  }
+  if (status === 401) {
+    reply.header('www-authenticate', error instanceof InvalidTokenError ? 'Bearer realm="tollgate", error="invalid_token"' : 'Bearer realm="tollgate"')
+  }
+  const own = error.code !== undefined && OWN_CODES.has(error.code)
+  const code = own ? error.code : CODE_BY_STATUS[status] ?? 'INVALID_REQUEST'
+  // Validation messages name the field and rule ("body/email must match format"), which helps clients.
+  const message = own || error.validation ? error.message : statusText(status)
+  return reply.code(status).send({ statusCode: status, code, error: statusText(status), message })
+}
+
+export default fp(async function errorsPlugin (fastify) {
+  fastify.setErrorHandler(handleError)
+  fastify.setNotFoundHandler(function notFound (request, reply) {
+    reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `Route ${request.method} ${request.url.split('?')[0]} not found` })
+  })
+}, { name: 'errors' })

@@ -1,0 +1,44 @@
+import fp from 'fastify-plugin'
+import { Redis } from 'ioredis'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    redis: Redis
+  }
+}
+
+export interface RedisPluginOptions {
+  /** A redis:// URL; the plugin creates the client and closes it. */
+  url?: string
+  /** A client the host app owns; the plugin never closes it. */
+  client?: Redis
+}
+
+/**
+ * Settings that make a Redis outage fail fast instead of queueing or hanging (DESIGN: fail closed).
+ * ioredis keeps reconnecting in the background, so the app recovers without a restart.
+ */
+export const REDIS_CLIENT_OPTIONS = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  connectTimeout: 1000,
+  commandTimeout: 500,
+  lazyConnect: true
+} as const
+
+// Not @fastify/redis: it blocks boot until Redis answers, and Tollgate must boot and report
+// not-ready (503 on /health/ready) while Redis is down.
+export default fp(async function redisPlugin (fastify, opts: RedisPluginOptions) {
+  let client = opts.client
+  if (!client) {
+    if (!opts.url) throw new Error('redis plugin: pass `url` or `client`')
+    const created = new Redis(opts.url, REDIS_CLIENT_OPTIONS)
+    created.on('error', (err) => fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error'))
+    created.connect().catch(() => { /* logged by the error listener; ioredis retries */ })
+    fastify.addHook('onClose', async function closeRedis () {
+      created.disconnect()
+    })
+    client = created
+  }
+  fastify.decorate('redis', client)
+}, { name: 'redis' })

@@ -1,0 +1,34 @@
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import fp from 'fastify-plugin'
+
+export default fp(async function swaggerPlugin (fastify) {
+  await fastify.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Tollgate',
+        description: 'JWT authentication: register, log in, rotate refresh tokens, manage sessions.',
+        version: '0.1.0'
+      },
+      tags: [
+        { name: 'auth', description: 'Accounts, tokens and sessions' },
+        { name: 'users', description: 'The signed-in user' },
+        { name: 'well-known', description: 'Public keys for verifying access tokens' },
+        { name: 'health', description: 'Liveness and readiness' }
+      ],
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from /auth/login or /auth/refresh' }
+        }
+      }
+    },
+    // Keep the shared schemas' $id names (User, TokenResponse, Error…) in components.schemas.
+    refResolver: {
+      buildLocalReference (json, _baseUri, _fragment, i) {
+        return typeof json.$id === 'string' ? json.$id : `def-${i}`
+      }
+    }
+  })
+  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+}, { name: 'swagger' })

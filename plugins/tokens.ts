@@ -1,0 +1,80 @@
+import fastifyJwt from '@fastify/jwt'
+import fp from 'fastify-plugin'
+import type { Config } from '../src/config.js'
+import type { KeyMaterial, PublicJwk } from '../src/keys.js'
+import { ACCESS_TOKEN_TYP, LEEWAY_SECONDS, REFRESH_TOKEN_TYP, createTokenService, type TokenService } from '../src/token-service.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tokens: TokenService
+    jwks: { keys: PublicJwk[] }
+  }
+}
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    namespaces: 'access' | 'refresh'
+  }
+}
+
+export interface TokensPluginOptions {
+  config: Config
+  keys: KeyMaterial
+}
+
+// @fastify/jwt takes expiresIn in seconds; fast-jwt takes clockTolerance in milliseconds.
+// Claims fast-jwt must find before anything else is checked (RFC 9068 §2.2, RFC 8725 §3.9).
+const ACCESS_REQUIRED = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'client_id', 'sid']
+const REFRESH_REQUIRED = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid']
+
+/**
+ * Two @fastify/jwt namespaces, one per token type, each with its own key, pinned algorithm, typ
+ * and audience, so an access token can never pass as a refresh token or the other way round.
+ */
+export default fp(async function tokensPlugin (fastify, { config, keys }: TokensPluginOptions) {
+  const access = keys.access
+  const refreshAudience = `${config.JWT_ISSUER}#refresh`
+  const leeway = LEEWAY_SECONDS * 1000 // fast-jwt takes milliseconds
+
+  await fastify.register(fastifyJwt, {
+    namespace: 'access',
+    decoratorName: 'accessTokenClaims',
+    secret: access.alg === 'EdDSA' ? { private: access.privateKey, public: access.publicKey } : access.secret,
+    sign: { algorithm: access.alg, kid: access.kid, header: { alg: access.alg, typ: ACCESS_TOKEN_TYP }, iss: config.JWT_ISSUER, aud: config.JWT_AUDIENCE, expiresIn: config.ACCESS_TOKEN_TTL },
+    verify: {
+      algorithms: [access.alg],
+      checkTyp: ACCESS_TOKEN_TYP,
+      allowedIss: config.JWT_ISSUER,
+      allowedAud: config.JWT_AUDIENCE,
+      requiredClaims: ACCESS_REQUIRED,
+      clockTolerance: leeway,
+      complete: true,
+      // Verified tokens are cached by hash; revocation is checked separately on every request.
+      cache: 10_000
+    }
+  })
+  await fastify.register(fastifyJwt, {
+    namespace: 'refresh',
+    decoratorName: 'refreshTokenClaims',
+    secret: keys.refreshSecret,
+    sign: { algorithm: 'HS256', header: { alg: 'HS256', typ: REFRESH_TOKEN_TYP }, iss: config.JWT_ISSUER, aud: refreshAudience },
+    verify: {
+      algorithms: ['HS256'],
+      checkTyp: REFRESH_TOKEN_TYP,
+      allowedIss: config.JWT_ISSUER,
+      allowedAud: refreshAudience,
+      requiredClaims: REFRESH_REQUIRED,
+      clockTolerance: leeway,
+      complete: true
+    }
+  })
+
+  fastify.decorate('tokens', createTokenService({
+    config,
+    accessJwt: fastify.jwt.access,
+    refreshJwt: fastify.jwt.refresh,
+    accessKid: access.kid
+  }))
+  // Only public keys are ever published; an HS256 deployment publishes none.
+  fastify.decorate('jwks', { keys: access.alg === 'EdDSA' ? [access.publicJwk] : [] })
+}, { name: 'tokens', dependencies: ['config'] })

@@ -1,0 +1,55 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+
+const CHECK_TIMEOUT_MS = 1500
+const Check = Type.Union([Type.Literal('up'), Type.Literal('down')])
+const ReadySchema = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('unavailable')]),
+  checks: Type.Object({ database: Check, token_store: Check }),
+  backends: Type.Object({
+    database: Type.String({ description: 'postgresql or pglite (embedded)' }),
+    token_store: Type.String({ description: 'redis or memory (embedded, one process only)' })
+  })
+})
+
+async function probe (check: () => Promise<void>): Promise<'up' | 'down'> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<'down'>(resolve => { timer = setTimeout(() => resolve('down'), CHECK_TIMEOUT_MS) })
+  try {
+    return await Promise.race([check().then(() => 'up' as const, () => 'down' as const), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+const healthRoutes: FastifyPluginAsyncTypebox = async function healthRoutes (fastify) {
+  fastify.get('/live', {
+    schema: {
+      tags: ['health'],
+      summary: 'The process is up',
+      security: [],
+      response: { 200: Type.Object({ status: Type.Literal('ok') }) }
+    }
+  }, async function live () {
+    return { status: 'ok' as const }
+  })
+
+  fastify.get('/ready', {
+    schema: {
+      tags: ['health'],
+      summary: 'The database and the token store answer',
+      security: [],
+      response: { 200: ReadySchema, 503: ReadySchema }
+    }
+  }, async function ready (request, reply) {
+    const [database, tokenStore] = await Promise.all([probe(fastify.users.ping), probe(fastify.tokenStore.ping)])
+    const ok = database === 'up' && tokenStore === 'up'
+    if (!ok) reply.code(503).header('retry-after', '5')
+    return {
+      status: ok ? 'ready' as const : 'unavailable' as const,
+      checks: { database, token_store: tokenStore },
+      backends: { database: fastify.databaseKind, token_store: fastify.tokenStore.kind }
+    }
+  })
+}
+
+export default healthRoutes

@@ -1,0 +1,99 @@
+import { createPrivateKey } from 'node:crypto'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+const Seconds = (def: number, min: number, max: number, description: string) =>
+  Type.Integer({ default: def, minimum: min, maximum: max, description: `${description} (seconds)` })
+
+export const ConfigSchema = Type.Object({
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'interface to listen on' }),
+  PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535, description: 'TCP port' }),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'a postgres:// URL' })),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// or rediss:// URL' })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'tollgate', pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'letters, digits, _ . - (1-64)' }),
+  DATA_DIR: Type.String({ default: './.data', minLength: 1, description: 'a directory path' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+  JWT_ISSUER: Type.String({ default: 'tollgate', minLength: 1, description: 'the exact iss of every token' }),
+  JWT_AUDIENCE: Type.String({ default: 'tollgate-api', minLength: 1, description: 'the aud of access tokens' }),
+  ACCESS_TOKEN_ALG: Type.Union([Type.Literal('EdDSA'), Type.Literal('HS256')], { default: 'EdDSA' }),
+  ACCESS_TOKEN_PRIVATE_KEY: Type.Optional(Type.String({ minLength: 1, description: 'an Ed25519 private key in PEM' })),
+  ACCESS_TOKEN_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'at least 32 characters' })),
+  REFRESH_TOKEN_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'at least 32 characters' })),
+  ACCESS_TOKEN_TTL: Seconds(600, 30, 86_400, 'access token lifetime'),
+  REFRESH_TOKEN_TTL: Seconds(2_592_000, 60, 31_536_000, 'absolute session lifetime'),
+  REFRESH_IDLE_TTL: Seconds(604_800, 60, 31_536_000, 'session idle timeout'),
+  REFRESH_REUSE_INTERVAL: Seconds(10, 0, 300, 'grace interval for a rotated refresh token'),
+  CORS_ORIGINS: Type.String({ default: '', description: 'comma-separated origins allowed by CORS' }),
+  TRUST_PROXY: Type.String({ default: '', description: 'empty, a hop count, or comma-separated proxy addresses/CIDRs' })
+})
+
+export type Config = Static<typeof ConfigSchema>
+export type ConfigInput = Partial<Record<keyof Config, string | number | undefined>>
+
+export class ConfigError extends Error {
+  constructor (readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map(p => `  ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+function describe (schema: TSchema): string {
+  if (schema.anyOf) return `one of ${schema.anyOf.map((s: TSchema) => s.const).join(', ')}`
+  if (schema.type === 'integer') return `an integer from ${schema.minimum} to ${schema.maximum}`
+  return schema.description ?? 'a string'
+}
+
+/**
+ * Validates the environment (or a test's values) against ConfigSchema and the rules that tie
+ * variables together. Throws one ConfigError that names every bad variable.
+ */
+export function loadConfig (input: ConfigInput | NodeJS.ProcessEnv): Config {
+  const picked: Record<string, unknown> = {}
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const value = input[key as keyof typeof input]
+    // An empty variable means "not set", as in most shells' `FOO= cmd`.
+    if (value !== undefined && value !== '') picked[key] = value
+  }
+  const candidate = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, picked))
+  const problems: string[] = []
+  for (const error of Value.Errors(ConfigSchema, candidate)) {
+    const key = error.path.slice(1)
+    if (!key || problems.some(p => p.startsWith(`${key}:`))) continue
+    const property = ConfigSchema.properties[key as keyof Config] as TSchema | undefined
+    problems.push(`${key}: expected ${property ? describe(property) : 'a valid value'}`)
+  }
+  const config = candidate as Config
+  for (const problem of crossCheck(config)) {
+    if (!problems.some(p => p.split(':')[0] === problem.split(':')[0])) problems.push(problem)
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return config
+}
+
+function crossCheck (config: Config): string[] {
+  const problems: string[] = []
+  if (config.ACCESS_TOKEN_ALG === 'HS256' && !config.ACCESS_TOKEN_SECRET) {
+    problems.push('ACCESS_TOKEN_SECRET: required when ACCESS_TOKEN_ALG is HS256')
+  }
+  if (config.ACCESS_TOKEN_ALG === 'EdDSA' && config.ACCESS_TOKEN_SECRET) {
+    problems.push('ACCESS_TOKEN_SECRET: only used with ACCESS_TOKEN_ALG=HS256; set ACCESS_TOKEN_PRIVATE_KEY for EdDSA')
+  }
+  if (config.ACCESS_TOKEN_PRIVATE_KEY && !isEd25519PrivateKey(config.ACCESS_TOKEN_PRIVATE_KEY)) {
+    problems.push('ACCESS_TOKEN_PRIVATE_KEY: expected an Ed25519 private key in PEM')
+  }
+  if (config.ACCESS_TOKEN_SECRET && config.ACCESS_TOKEN_SECRET === config.REFRESH_TOKEN_SECRET) {
+    problems.push('REFRESH_TOKEN_SECRET: must differ from ACCESS_TOKEN_SECRET (each token type has its own key)')
+  }
+  if (config.REFRESH_IDLE_TTL > config.REFRESH_TOKEN_TTL) {
+    problems.push('REFRESH_IDLE_TTL: must not exceed REFRESH_TOKEN_TTL')
+  }
+  return problems
+}
+
+function isEd25519PrivateKey (pem: string): boolean {
+  try {
+    return createPrivateKey(pem).asymmetricKeyType === 'ed25519'
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,29 @@
+import createError from '@fastify/error'
+
+// Every error a client can see is made here, once, with a stable code.
+export const InvalidRequestError = createError('INVALID_REQUEST', '%s', 400)
+export const InvalidCredentialsError = createError('INVALID_CREDENTIALS', 'Invalid email or password', 401)
+export const InvalidTokenError = createError('INVALID_TOKEN', 'The access token is invalid, expired or revoked', 401)
+// Same code, but RFC 6750 §3.1: a request with no credentials gets no error attribute in WWW-Authenticate.
+export const MissingTokenError = createError('INVALID_TOKEN', 'An access token is required', 401)
+export const WrongPasswordError = createError('INVALID_CREDENTIALS', 'The password is incorrect', 401)
+export const EmailTakenError = createError('EMAIL_TAKEN', 'An account with this email already exists', 409)
+export const SessionNotFoundError = createError('SESSION_NOT_FOUND', 'Session not found', 404)
+export const ServiceUnavailableError = createError('SERVICE_UNAVAILABLE', 'A backing service is unavailable; retry shortly', 503)
+
+/** RFC 6749 §5.2 error of the token endpoint; the refresh route renders it as `{error, error_description}`. */
+export class OAuthError extends Error {
+  readonly statusCode = 400
+  constructor (readonly errorCode: 'invalid_grant' | 'invalid_request', readonly description: string) {
+    super(description)
+    this.name = 'OAuthError'
+  }
+}
+
+/** A dependency (PostgreSQL, Redis) failed or timed out: the request must fail closed with 503. */
+export class DependencyError extends Error {
+  constructor (readonly dependency: 'postgres' | 'redis', cause: unknown) {
+    super(`${dependency} unavailable`, { cause })
+    this.name = 'DependencyError'
+  }
+}

@@ -1,0 +1,72 @@
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Config } from './config.js'
+
+export type AccessKey =
+  | { alg: 'EdDSA', kid: string, privateKey: string, publicKey: string, publicJwk: PublicJwk }
+  | { alg: 'HS256', kid: string, secret: string }
+
+export interface PublicJwk { kty: string, crv: string, x: string, kid: string, alg: 'EdDSA', use: 'sig' }
+
+export interface KeyMaterial {
+  access: AccessKey
+  refreshSecret: string
+  /** Files written on this start (first start of the embedded default). */
+  generated: string[]
+}
+
+/**
+ * Keys come from the configuration; whatever is missing is generated once and kept under
+ * DATA_DIR with mode 0600, so tokens survive a restart of the embedded default.
+ */
+export async function loadKeys (config: Config): Promise<KeyMaterial> {
+  const generated: string[] = []
+  const dir = join(config.DATA_DIR, 'keys')
+  const keep = async (file: string, make: () => string): Promise<string> => {
+    const path = join(dir, file)
+    try {
+      return await readFile(path, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    }
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    const value = make()
+    try {
+      await writeFile(path, value, { mode: 0o600, flag: 'wx' })
+      generated.push(path)
+      return value
+    } catch (err) {
+      // Another process created it first: use theirs.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return readFile(path, 'utf8')
+      throw err
+    }
+  }
+
+  let access: AccessKey
+  if (config.ACCESS_TOKEN_ALG === 'HS256') {
+    const secret = config.ACCESS_TOKEN_SECRET as string // required by the config schema
+    access = { alg: 'HS256', kid: createHash('sha256').update(`kid:${secret}`).digest('base64url').slice(0, 16), secret }
+  } else {
+    const privateKey = config.ACCESS_TOKEN_PRIVATE_KEY ??
+      await keep('access-ed25519.pem', () => generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString())
+    access = ed25519Key(privateKey)
+  }
+  const refreshSecret = config.REFRESH_TOKEN_SECRET ??
+    await keep('refresh-hs256.secret', () => randomBytes(48).toString('base64url'))
+  return { access, refreshSecret, generated }
+}
+
+function ed25519Key (privatePem: string): AccessKey {
+  const publicKeyObject = createPublicKey(createPrivateKey(privatePem))
+  const jwk = publicKeyObject.export({ format: 'jwk' }) as { kty: string, crv: string, x: string }
+  // RFC 7638 thumbprint: required members in lexicographic order, no whitespace.
+  const kid = createHash('sha256').update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x })).digest('base64url')
+  return {
+    alg: 'EdDSA',
+    kid,
+    privateKey: privatePem,
+    publicKey: publicKeyObject.export({ format: 'pem', type: 'spki' }).toString(),
+    publicJwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid, alg: 'EdDSA', use: 'sig' }
+  }
+}

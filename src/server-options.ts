@@ -1,0 +1,42 @@
+import type { FastifyServerOptions } from 'fastify'
+import type { Config } from './config.js'
+
+/** Never logged: credentials in headers and every token or password field of a body or reply. */
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.password', '*.current_password', '*.new_password',
+  '*.access_token', '*.refresh_token',
+  '*.*.password', '*.*.access_token', '*.*.refresh_token'
+]
+
+export function parseTrustProxy (value: string): boolean | number | string {
+  if (value === '') return false
+  if (value === 'true') return true
+  if (/^\d+$/.test(value)) return Number(value)
+  return value
+}
+
+/** The Fastify options of the server, shared with the tests so both validate alike. */
+export function serverOptions (config: Config, overrides: FastifyServerOptions = {}): FastifyServerOptions {
+  return {
+    logger: { level: config.LOG_LEVEL, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    // A hop count is valid for proxy-addr, though Fastify's type omits it.
+    trustProxy: parseTrustProxy(config.TRUST_PROXY) as boolean | string,
+    // Auth bodies are small; anything larger is a 413 before parsing.
+    bodyLimit: 16 * 1024,
+    requestTimeout: 30_000,
+    return503OnClosing: true,
+    ajv: {
+      customOptions: {
+        // A number where a string is expected is a 400, not a silently converted value.
+        coerceTypes: false,
+        // Unknown body fields are rejected (additionalProperties: false), never silently dropped.
+        removeAdditional: false,
+        allErrors: false
+      }
+    },
+    ...overrides
+  }
+}

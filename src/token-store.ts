@@ -1,0 +1,65 @@
+/**
+ * Where refresh-token state lives: the allowlist of live refresh jtis per user, session metadata,
+ * and access-token revocation. Implemented on Redis (production) and in process (embedded default);
+ * both pass the same contract tests. Times are unix milliseconds.
+ */
+export interface TokenStore {
+  readonly kind: 'redis' | 'memory'
+  /** Starts a session whose first refresh token is `jti`. */
+  createSession (session: NewSession): Promise<void>
+  /** Atomically swaps the presented jti for `nextJti`, or says why not. */
+  rotate (request: RotateRequest): Promise<RotateResult>
+  /** The revocation check of every authenticated request. */
+  isAccessAllowed (access: { userId: string, sid: string, jti: string, iat: number, now: number }): Promise<boolean>
+  /** Ends one session; also revokes the access token that asked, until it expires. False if there was none. */
+  endSession (end: { userId: string, sid: string, accessJti?: string, accessExpiresAt?: number, now: number }): Promise<boolean>
+  /** Ends every session of the user but `except`; without `except`, also rejects all earlier access tokens. */
+  endSessions (end: { userId: string, except?: string, now: number }): Promise<void>
+  listSessions (userId: string, now: number): Promise<SessionRecord[]>
+  /** The user's live refresh jtis (the allowlist), for inspection and tests. */
+  liveRefreshJtis (userId: string): Promise<string[]>
+  ping (): Promise<void>
+}
+
+export interface TokenStoreOptions {
+  /** Idle timeout of a session, ms. */
+  idleTtl: number
+  /** How long the previous refresh token still gets the same successor, ms; 0 = strict. */
+  reuseInterval: number
+}
+
+export interface NewSession {
+  userId: string
+  sid: string
+  jti: string
+  now: number
+  /** Absolute end of the session; rotation never extends it. */
+  expiresAt: number
+  userAgent: string | null
+  ip: string | null
+}
+
+export interface RotateRequest {
+  userId: string
+  sid: string
+  jti: string
+  nextJti: string
+  now: number
+  userAgent: string | null
+  ip: string | null
+}
+
+export type RotateResult =
+  /** `jti` is the session's live refresh jti: new on `rotated`, the same successor again on `grace`. */
+  | { outcome: 'rotated' | 'grace', jti: string, expiresAt: number }
+  /** `reuse`: a rotated-out token came back and the session is now revoked. */
+  | { outcome: 'reuse' | 'unknown' | 'expired' }
+
+export interface SessionRecord {
+  id: string
+  createdAt: number
+  lastUsedAt: number
+  expiresAt: number
+  userAgent: string | null
+  ip: string | null
+}

@@ -1,0 +1,170 @@
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { Redis } from 'ioredis'
+import pg from 'pg'
+import buildApp from '../src/app.js'
+import { loadConfig, type Config, type ConfigInput } from '../src/config.js'
+import { serverOptions } from '../src/server-options.js'
+
+// The services of this machine kind (and of CI). Tests fail, never skip, when they are missing.
+export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://root@127.0.0.1:5432'
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** The subset of tap's Test that the helpers need. */
+export interface TestContext {
+  teardown (fn: () => unknown): void
+}
+
+/** A fresh PostgreSQL database for one test, dropped at teardown. Returns its URL. */
+export async function createTestDatabase (t: TestContext): Promise<string> {
+  const name = `tollgate_test_${randomBytes(6).toString('hex')}`
+  const admin = new pg.Client({ connectionString: `${POSTGRES_URL}/postgres` })
+  await admin.connect()
+  try {
+    await admin.query(`create database "${name}"`)
+  } finally {
+    await admin.end()
+  }
+  t.teardown(async () => {
+    const client = new pg.Client({ connectionString: `${POSTGRES_URL}/postgres` })
+    await client.connect()
+    await client.query(`drop database if exists "${name}" with (force)`)
+    await client.end()
+  })
+  return `${POSTGRES_URL}/${name}`
+}
+
+export interface TestKeys {
+  accessPrivateKey: string
+  refreshSecret: string
+}
+
+export function testKeys (): TestKeys {
+  return {
+    accessPrivateKey: generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    refreshSecret: randomBytes(32).toString('base64url')
+  }
+}
+
+/** A validated config on this machine's services, with its own Redis key prefix and keys. */
+export function testConfig (input: ConfigInput & { keys?: TestKeys } = {}): Config {
+  const { keys = testKeys(), ...overrides } = input
+  return loadConfig({
+    REDIS_URL,
+    REDIS_KEY_PREFIX: `t-${randomBytes(6).toString('hex')}`,
+    LOG_LEVEL: 'silent',
+    ACCESS_TOKEN_PRIVATE_KEY: keys.accessPrivateKey,
+    REFRESH_TOKEN_SECRET: keys.refreshSecret,
+    DATA_DIR: join(tmpdir(), 'tollgate-test-unused'),
+    ...overrides
+  })
+}
+
+export interface BuildOptions {
+  /** Config values over the test defaults; DATABASE_URL defaults to a fresh database. */
+  config?: ConfigInput
+  keys?: TestKeys
+  /** Fastify options over the server's own (e.g. a logger writing to a stream). */
+  server?: FastifyServerOptions
+}
+
+export type TestApp = FastifyInstance & { testKeys: TestKeys }
+
+/** The app exactly as the server builds it, on a fresh database and Redis prefix; closed at teardown. */
+export async function build (t: TestContext, options: BuildOptions = {}): Promise<TestApp> {
+  const keys = options.keys ?? testKeys()
+  const databaseUrl = options.config && 'DATABASE_URL' in options.config
+    ? options.config.DATABASE_URL
+    : await createTestDatabase(t)
+  const config = testConfig({ DATABASE_URL: databaseUrl, ...options.config, keys })
+  const app = Fastify(serverOptions(config, options.server))
+  t.teardown(async () => {
+    await app.close()
+    if (config.REDIS_URL === REDIS_URL) await deleteRedisPrefix(config.REDIS_KEY_PREFIX)
+  })
+  app.decorate('testKeys', keys)
+  await app.register(buildApp, { config })
+  await app.ready()
+  return app as unknown as TestApp
+}
+
+export async function deleteRedisPrefix (prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true })
+  await redis.connect()
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500)
+      if (keys.length) await redis.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
+}
+
+/** A Redis client for reading the store's keys in assertions; closed at teardown. */
+export async function redisClient (t: TestContext, url = REDIS_URL): Promise<Redis> {
+  const redis = new Redis(url, { lazyConnect: true })
+  await redis.connect()
+  t.teardown(() => redis.disconnect())
+  return redis
+}
+
+export function bearer (token: string) {
+  return { authorization: `Bearer ${token}` }
+}
+
+export interface TokenPair {
+  access_token: string
+  refresh_token: string
+  token_type: string
+  expires_in: number
+  refresh_expires_in: number
+}
+
+export interface LoggedIn {
+  userId: string
+  email: string
+  password: string
+  tokens: TokenPair
+}
+
+/** Registers a new user (unique email) and logs in. */
+export async function registerAndLogin (app: FastifyInstance, input: { email?: string, password?: string, userAgent?: string } = {}): Promise<LoggedIn> {
+  const email = input.email ?? `user-${randomUUID()}@example.com`
+  const password = input.password ?? 'correct horse battery staple'
+  const registered = await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password } })
+  if (registered.statusCode !== 201) throw new Error(`register failed: ${registered.statusCode} ${registered.body}`)
+  return { userId: registered.json().id, email, password, tokens: await login(app, email, password, input.userAgent) }
+}
+
+export async function login (app: FastifyInstance, email: string, password: string, userAgent?: string): Promise<TokenPair> {
+  const res = await app.inject({
+    method: 'POST',
+    url: '/auth/login',
+    payload: { email, password },
+    headers: userAgent ? { 'user-agent': userAgent } : {}
+  })
+  if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`)
+  return res.json()
+}
+
+export async function refresh (app: FastifyInstance, refreshToken: string) {
+  return app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: refreshToken } })
+}
+
+/** Decodes a JWT's payload without verifying it (assertions only). */
+export function claimsOf (token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString())
+}
+
+/** A temporary directory removed at teardown. */
+export async function tempDir (t: TestContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tollgate-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
