@@ -1,6 +1,7 @@
-import { MikroORM, RequestContext } from '@mikro-orm/postgresql'
+import { PGlite } from '@electric-sql/pglite'
+import { MikroORM, RequestContext } from '@mikro-orm/core'
 import fp from 'fastify-plugin'
-import { createOrmConfig } from '../src/orm-config.js'
+import { createOrmConfig, createPgliteOrmConfig } from '../src/orm-config.js'
 import { createUserRepository, type UserRepository } from '../src/user-repository.js'
 
 declare module 'fastify' {
@@ -11,30 +12,39 @@ declare module 'fastify' {
   }
 }
 
-export interface OrmPluginOptions {
-  /** A postgres:// URL; the plugin creates the ORM, migrates, and closes it. */
-  url?: string
+export type OrmPluginOptions =
+  /** A postgres:// URL: the plugin creates the ORM, migrates, and closes it. */
+  | { url: string }
+  /** The embedded default: PGlite with its files under `dataDir`; created, migrated and closed here. */
+  | { pgliteDir: string }
   /** An ORM the host app owns (already migrated); never closed here. */
-  orm?: MikroORM
-}
+  | { orm: MikroORM }
 
 export default fp(async function ormPlugin (fastify, opts: OrmPluginOptions) {
-  let orm = opts.orm
-  if (!orm) {
-    if (!opts.url) throw new Error('orm plugin: pass `url` or `orm`')
-    const created = await MikroORM.init(createOrmConfig(opts.url))
+  let orm: MikroORM
+  let kind: 'postgresql' | 'pglite' = 'postgresql'
+  if ('orm' in opts) {
+    orm = opts.orm
+  } else {
+    let pglite: PGlite | undefined
+    if ('url' in opts) {
+      orm = await MikroORM.init(createOrmConfig(opts.url))
+    } else {
+      kind = 'pglite'
+      pglite = new PGlite(opts.pgliteDir)
+      orm = await MikroORM.init(createPgliteOrmConfig(pglite))
+    }
     fastify.addHook('onClose', async function closeOrm () {
-      await created.close()
+      await orm.close()
+      await pglite?.close()
     })
-    await created.getMigrator().up()
-    orm = created
+    await orm.getMigrator().up()
   }
-  const theOrm = orm
-  fastify.decorate('orm', theOrm)
-  fastify.decorate('users', createUserRepository(theOrm))
-  fastify.decorate('databaseKind', 'postgresql')
+  fastify.decorate('orm', orm)
+  fastify.decorate('users', createUserRepository(orm))
+  fastify.decorate('databaseKind', kind)
   // MikroORM's guide for Fastify: one EntityManager fork per request.
   fastify.addHook('onRequest', function ormContext (request, reply, done) {
-    RequestContext.create(theOrm.em, done)
+    RequestContext.create(orm.em, done)
   })
 }, { name: 'orm', dependencies: ['config'] })

@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { loadKeys } from './keys.js'
@@ -31,9 +32,11 @@ export default async function buildApp (fastify: FastifyInstance, { config }: Ap
   await fastify.register(errorsPlugin)
   for (const schema of sharedSchemas) fastify.addSchema(schema)
 
-  // 2. External resources.
-  await fastify.register(ormPlugin, { url: config.DATABASE_URL })
-  await fastify.register(redisPlugin, { url: config.REDIS_URL })
+  // 2. External resources: servers when their URLs are set, the embedded default otherwise.
+  await fastify.register(ormPlugin, config.DATABASE_URL
+    ? { url: config.DATABASE_URL }
+    : { pgliteDir: join(config.DATA_DIR, 'pglite') })
+  if (config.REDIS_URL) await fastify.register(redisPlugin, { url: config.REDIS_URL })
 
   // 3. Tokens, their store, and the authenticate hook built on both.
   await fastify.register(tokensPlugin, { config, keys })

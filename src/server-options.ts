@@ -28,6 +28,8 @@ export function serverOptions (config: Config, overrides: FastifyServerOptions =
     bodyLimit: 16 * 1024,
     requestTimeout: 30_000,
     return503OnClosing: true,
+    // The embedded default compiles PostgreSQL (WASM) and migrates at boot: slow on a busy machine.
+    pluginTimeout: 120_000,
     ajv: {
       customOptions: {
         // A number where a string is expected is a 400, not a silently converted value.
