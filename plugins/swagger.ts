@@ -30,5 +30,6 @@ export default fp(async function swaggerPlugin (fastify) {
       }
     }
   })
-  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+  // staticCSP: the UI's own Content-Security-Policy, replacing helmet's stricter API default on /docs.
+  await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
 }, { name: 'swagger' })

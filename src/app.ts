@@ -5,8 +5,11 @@ import { loadKeys } from './keys.js'
 import { sharedSchemas } from './schemas.js'
 import configPlugin from '../plugins/config.js'
 import errorsPlugin from '../plugins/errors.js'
+import httpSecurityPlugin from '../plugins/http-security.js'
 import ormPlugin from '../plugins/orm.js'
 import redisPlugin from '../plugins/redis.js'
+import rateLimitPlugin from '../plugins/rate-limit.js'
+import passwordsPlugin from '../plugins/passwords.js'
 import tokensPlugin from '../plugins/tokens.js'
 import tokenStorePlugin from '../plugins/token-store.js'
 import authPlugin from '../plugins/auth.js'
@@ -27,9 +30,10 @@ export default async function buildApp (fastify: FastifyInstance, { config }: Ap
     fastify.log.warn({ files: keys.generated }, 'generated signing keys; set ACCESS_TOKEN_PRIVATE_KEY and REFRESH_TOKEN_SECRET in production')
   }
 
-  // 1. Configuration and the shape of every error.
+  // 1. Configuration, the shape of every error, security headers and CORS.
   await fastify.register(configPlugin, { config })
   await fastify.register(errorsPlugin)
+  await fastify.register(httpSecurityPlugin)
   for (const schema of sharedSchemas) fastify.addSchema(schema)
 
   // 2. External resources: servers when their URLs are set, the embedded default otherwise.
@@ -38,15 +42,19 @@ export default async function buildApp (fastify: FastifyInstance, { config }: Ap
     : { pgliteDir: join(config.DATA_DIR, 'pglite') })
   if (config.REDIS_URL) await fastify.register(redisPlugin, { url: config.REDIS_URL })
 
-  // 3. Tokens, their store, and the authenticate hook built on both.
+  // 3. Brute-force defences: rate limits (on Redis when present) and bounded password hashing.
+  await fastify.register(rateLimitPlugin)
+  await fastify.register(passwordsPlugin)
+
+  // 4. Tokens, their store, and the authenticate hook built on both.
   await fastify.register(tokensPlugin, { config, keys })
   await fastify.register(tokenStorePlugin)
   await fastify.register(authPlugin)
 
-  // 4. Docs, registered before the routes so it sees them all.
+  // 5. Docs, registered before the routes so it sees them all.
   await fastify.register(swaggerPlugin)
 
-  // 5. Routes.
+  // 6. Routes.
   await fastify.register(authRoutes, { prefix: '/auth' })
   await fastify.register(usersRoutes, { prefix: '/users' })
   await fastify.register(wellKnownRoutes, { prefix: '/.well-known' })

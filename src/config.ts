@@ -23,8 +23,14 @@ export const ConfigSchema = Type.Object({
   REFRESH_TOKEN_TTL: Seconds(2_592_000, 60, 31_536_000, 'absolute session lifetime'),
   REFRESH_IDLE_TTL: Seconds(604_800, 60, 31_536_000, 'session idle timeout'),
   REFRESH_REUSE_INTERVAL: Seconds(10, 0, 300, 'grace interval for a rotated refresh token'),
-  CORS_ORIGINS: Type.String({ default: '', description: 'comma-separated origins allowed by CORS' }),
-  TRUST_PROXY: Type.String({ default: '', description: 'empty, a hop count, or comma-separated proxy addresses/CIDRs' })
+  CORS_ORIGINS: Type.String({ default: '', pattern: '^(|https?://[^,\\s/]+(,https?://[^,\\s/]+)*)$', description: 'comma-separated origins such as https://app.example.com' }),
+  TRUST_PROXY: Type.String({ default: '', description: 'empty, a hop count, or comma-separated proxy addresses/CIDRs' }),
+  RATE_LIMIT_MAX: Type.Integer({ default: 30, minimum: 1, maximum: 1_000_000, description: 'requests per client IP per window to login, register and refresh (each)' }),
+  RATE_LIMIT_WINDOW: Seconds(60, 1, 86_400, 'rate-limit window'),
+  ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 1_000_000, description: 'login attempts per account per window' }),
+  ACCOUNT_RATE_LIMIT_WINDOW: Seconds(900, 1, 86_400, 'per-account login window'),
+  PASSWORD_HASH_CONCURRENCY: Type.Integer({ default: 4, minimum: 1, maximum: 64, description: 'argon2 operations at once' }),
+  PASSWORD_HASH_QUEUE: Type.Integer({ default: 64, minimum: 0, maximum: 10_000, description: 'argon2 operations waiting; beyond it requests get 503' })
 })
 
 export type Config = Static<typeof ConfigSchema>

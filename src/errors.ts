@@ -10,6 +10,8 @@ export const WrongPasswordError = createError('INVALID_CREDENTIALS', 'The passwo
 export const EmailTakenError = createError('EMAIL_TAKEN', 'An account with this email already exists', 409)
 export const SessionNotFoundError = createError('SESSION_NOT_FOUND', 'Session not found', 404)
 export const ServiceUnavailableError = createError('SERVICE_UNAVAILABLE', 'A backing service is unavailable; retry shortly', 503)
+export const ServiceBusyError = createError('SERVICE_BUSY', 'The server is busy; retry shortly', 503)
+export const RateLimitedError = createError('RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429)
 
 /** RFC 6749 §5.2 error of the token endpoint; the refresh route renders it as `{error, error_description}`. */
 export class OAuthError extends Error {

@@ -1,4 +1,4 @@
-import { DriverException, UniqueConstraintViolationException, type MikroORM } from '@mikro-orm/core'
+import { UniqueConstraintViolationException, type MikroORM } from '@mikro-orm/core'
 import { User, normaliseEmail } from './entities/user.js'
 import { DependencyError, EmailTakenError } from './errors.js'
 
@@ -35,13 +35,17 @@ export function createUserRepository (orm: MikroORM) {
 
 export type UserRepository = ReturnType<typeof createUserRepository>
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P03', '08006', '08001', '08003'])
+// Network errors, PostgreSQL's "cannot connect now"/"admin shutdown"/connection classes (08xxx, 57P0x)
+// and statement_timeout (57014): PostgreSQL is away or too slow, so the request is a 503.
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '57014', '08000', '08001', '08003', '08004', '08006'])
+// pg and the pool report timeouts and dropped connections by message only.
+const UNAVAILABLE_MESSAGE = /timeout expired|timeout exceeded|timeout acquiring|connection terminated|connection ended|connection error|ECONNREFUSED/i
 
 function isConnectionFailure (err: unknown): boolean {
-  for (let e = err as { name?: string, code?: string, message?: string, cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+  for (let e = err as { name?: string, code?: string, message?: string, cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
     if (e.name === 'ConnectionException' || e.name === 'KnexTimeoutError') return true
-    if (e.code && NETWORK_CODES.has(e.code)) return true
-    if (/connection terminated|timeout exceeded when trying to connect|Connection terminated/i.test(e.message ?? '')) return true
+    if (e.code && UNAVAILABLE_CODES.has(e.code)) return true
+    if (UNAVAILABLE_MESSAGE.test(e.message ?? '')) return true
   }
-  return err instanceof DriverException && /connect/i.test((err as Error).message)
+  return false
 }

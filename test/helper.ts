@@ -59,6 +59,9 @@ export function testConfig (input: ConfigInput & { keys?: TestKeys } = {}): Conf
     ACCESS_TOKEN_PRIVATE_KEY: keys.accessPrivateKey,
     REFRESH_TOKEN_SECRET: keys.refreshSecret,
     DATA_DIR: join(tmpdir(), 'tollgate-test-unused'),
+    // Tests log in many times from one address; the rate-limit tests set their own limits.
+    RATE_LIMIT_MAX: 100_000,
+    ACCOUNT_RATE_LIMIT_MAX: 100_000,
     ...overrides
   })
 }

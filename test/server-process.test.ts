@@ -41,7 +41,7 @@ async function stop ({ child }: Running) {
 
 async function post (url: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
-  return { status: res.status, body: await res.json().catch(() => null) }
+  return { status: res.status, body: await res.json().catch(() => null) as Record<string, string> }
 }
 
 t.test('npm start with nothing configured: register, log in, restart, log in again', async t => {
@@ -71,5 +71,5 @@ t.test('npm start with nothing configured: register, log in, restart, log in aga
   const rotated = await post(`${server.url}/auth/refresh`, { refresh_token: first.body.refresh_token })
   t.equal(rotated.status, 200, 'a refresh token from before the restart still rotates')
   const ready = await fetch(`${server.url}/health/ready`)
-  t.same((await ready.json()).backends, { database: 'pglite', token_store: 'memory' })
+  t.same((await ready.json() as Record<string, unknown>).backends, { database: 'pglite', token_store: 'memory' })
 })
