@@ -1,4 +1,5 @@
 import type { FastifyServerOptions } from 'fastify'
+import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 
 /** Never logged: credentials in headers and every token or password field of a body or reply. */
@@ -19,9 +20,9 @@ export function parseTrustProxy (value: string): boolean | number | string {
 }
 
 /** The Fastify options of the server, shared with the tests so both validate alike. */
-export function serverOptions (config: Config, overrides: FastifyServerOptions = {}): FastifyServerOptions {
+export function serverOptions (config: Config, overrides: FastifyServerOptions = {}, logStream?: DestinationStream): FastifyServerOptions {
   return {
-    logger: { level: config.LOG_LEVEL, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    logger: { level: config.LOG_LEVEL, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, ...(logStream && { stream: logStream }) },
     // A hop count is valid for proxy-addr, though Fastify's type omits it.
     trustProxy: parseTrustProxy(config.TRUST_PROXY) as boolean | string,
     // Auth bodies are small; anything larger is a 413 before parsing.

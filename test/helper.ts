@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Redis } from 'ioredis'
 import pg from 'pg'
+import type { DestinationStream } from 'pino'
 import buildApp from '../src/app.js'
 import { loadConfig, type Config, type ConfigInput } from '../src/config.js'
 import { serverOptions } from '../src/server-options.js'
@@ -70,8 +71,10 @@ export interface BuildOptions {
   /** Config values over the test defaults; DATABASE_URL defaults to a fresh database. */
   config?: ConfigInput
   keys?: TestKeys
-  /** Fastify options over the server's own (e.g. a logger writing to a stream). */
+  /** Fastify options over the server's own. */
   server?: FastifyServerOptions
+  /** Where the server's own logger (level from LOG_LEVEL, redaction on) writes. */
+  logStream?: DestinationStream
 }
 
 export type TestApp = FastifyInstance & { testKeys: TestKeys }
@@ -83,7 +86,7 @@ export async function build (t: TestContext, options: BuildOptions = {}): Promis
     ? options.config.DATABASE_URL
     : await createTestDatabase(t)
   const config = testConfig({ DATABASE_URL: databaseUrl, ...options.config, keys })
-  const app = Fastify(serverOptions(config, options.server))
+  const app = Fastify(serverOptions(config, options.server, options.logStream))
   t.teardown(async () => {
     await app.close()
     if (config.REDIS_URL === REDIS_URL) await deleteRedisPrefix(config.REDIS_KEY_PREFIX)

@@ -1,0 +1,33 @@
+import { Writable } from 'node:stream'
+import t from 'tap'
+import { bearer, build, registerAndLogin } from './helper.js'
+
+// Logs at the most verbose level through register, login, refresh, logout and failures must
+// carry no password and no token.
+t.test('no secret reaches the logs', async t => {
+  const lines: string[] = []
+  const logStream = new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } })
+  const app = await build(t, { config: { LOG_LEVEL: 'trace' }, logStream })
+
+  const password = 'pw-that-must-never-be-logged-1'
+  const { email, tokens } = await registerAndLogin(app, { password })
+  const rotated = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: tokens.refresh_token } })
+  t.equal(rotated.statusCode, 200)
+  const next = rotated.json()
+  await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: 'wrong-password-also-secret' } })
+  await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'not-an-email', password } })
+  await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: tokens.refresh_token } })
+  await app.inject({ method: 'GET', url: '/users/me', headers: bearer(next.access_token) })
+  await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(next.access_token), payload: { refresh_token: next.refresh_token } })
+  await app.inject({ method: 'GET', url: '/users/me', headers: { ...bearer(next.access_token), cookie: 'session=cookie-secret' } })
+
+  const log = lines.join('')
+  t.ok(lines.length > 10, 'the requests were logged')
+  for (const secret of [password, 'wrong-password-also-secret', tokens.access_token, tokens.refresh_token, next.access_token, next.refresh_token, 'cookie-secret']) {
+    t.notOk(log.includes(secret), `log does not contain ${secret.slice(0, 12)}…`)
+  }
+  // Tokens' signatures alone must not leak either.
+  for (const token of [tokens.access_token, next.refresh_token]) {
+    t.notOk(log.includes(token.split('.')[2] as string))
+  }
+})

@@ -1,0 +1,38 @@
+import t from 'tap'
+import { build } from '../helper.js'
+
+t.test('security headers on API responses (helmet)', async t => {
+  const app = await build(t)
+  const res = await app.inject({ method: 'GET', url: '/health/live' })
+  t.equal(res.headers['x-content-type-options'], 'nosniff')
+  t.equal(res.headers['x-frame-options'], 'SAMEORIGIN')
+  t.match(res.headers['strict-transport-security'], /max-age=\d+/)
+  t.match(res.headers['content-security-policy'], /default-src 'self'/)
+  t.notOk(res.headers['x-powered-by'])
+})
+
+t.test('CORS: only the origins of CORS_ORIGINS get Access-Control headers', async t => {
+  const app = await build(t, { config: { CORS_ORIGINS: 'https://app.example.com,http://localhost:5173' } })
+  const preflight = await app.inject({
+    method: 'OPTIONS',
+    url: '/auth/login',
+    headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' }
+  })
+  t.equal(preflight.statusCode, 204)
+  t.equal(preflight.headers['access-control-allow-origin'], 'https://app.example.com')
+  t.match(preflight.headers['access-control-allow-methods'], /POST/)
+  t.notOk(preflight.headers['access-control-allow-credentials'], 'no cookies are involved')
+
+  const allowed = await app.inject({ method: 'GET', url: '/health/live', headers: { origin: 'http://localhost:5173' } })
+  t.equal(allowed.headers['access-control-allow-origin'], 'http://localhost:5173')
+
+  const other = await app.inject({ method: 'GET', url: '/health/live', headers: { origin: 'https://evil.example' } })
+  t.equal(other.statusCode, 200)
+  t.notOk(other.headers['access-control-allow-origin'], 'an unlisted origin gets no CORS grant')
+})
+
+t.test('CORS off by default', async t => {
+  const app = await build(t)
+  const res = await app.inject({ method: 'GET', url: '/health/live', headers: { origin: 'https://app.example.com' } })
+  t.notOk(res.headers['access-control-allow-origin'])
+})
