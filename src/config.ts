@@ -60,8 +60,16 @@ export function loadConfig (input: ConfigInput | NodeJS.ProcessEnv): Config {
     // An empty variable means "not set", as in most shells' `FOO= cmd`.
     if (value !== undefined && value !== '') picked[key] = value
   }
-  const candidate = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, picked))
   const problems: string[] = []
+  // Value.Convert would read "3e3" as 3 and "true" as 1: an integer variable must be digits only.
+  for (const [key, value] of Object.entries(picked)) {
+    const property = ConfigSchema.properties[key as keyof Config] as TSchema
+    if (property.type === 'integer' && typeof value === 'string' && !/^\d{1,15}$/.test(value)) {
+      problems.push(`${key}: expected ${describe(property)}`)
+      delete picked[key]
+    }
+  }
+  const candidate = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, picked))
   for (const error of Value.Errors(ConfigSchema, candidate)) {
     const key = error.path.slice(1)
     if (!key || problems.some(p => p.startsWith(`${key}:`))) continue

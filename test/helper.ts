@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import fp from 'fastify-plugin'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Redis } from 'ioredis'
 import pg from 'pg'
@@ -92,7 +93,8 @@ export async function build (t: TestContext, options: BuildOptions = {}): Promis
     if (config.REDIS_URL === REDIS_URL) await deleteRedisPrefix(config.REDIS_KEY_PREFIX)
   })
   app.decorate('testKeys', keys)
-  await app.register(buildApp, { config })
+  // fp exposes the app's decorators (app.config, app.redis…) to the test, as fastify/demo's helper does.
+  await app.register(fp(buildApp), { config })
   await app.ready()
   return app as unknown as TestApp
 }

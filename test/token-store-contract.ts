@@ -5,7 +5,6 @@ import type { TokenStore, TokenStoreOptions } from '../src/token-store.js'
 // The same cases for every TokenStore implementation. Times are passed in, so expiry is tested
 // by moving `now` rather than by waiting.
 
-
 export const IDLE = 60_000
 export const ABSOLUTE = 10 * IDLE
 export const GRACE = 5_000

@@ -1,0 +1,64 @@
+import { readFile } from 'node:fs/promises'
+import t from 'tap'
+import { parse } from 'yaml'
+import { ConfigSchema, loadConfig, type ConfigInput } from '../src/config.js'
+
+const root = new URL('..', import.meta.url)
+const read = (file: string) => readFile(new URL(file, root), 'utf8')
+
+interface Service { image?: string, command?: string | string[], environment?: Record<string, unknown> | string[] }
+
+/** A service's environment as a map, whichever of the two Compose forms it uses. */
+function environmentOf (service: Service | undefined): Record<string, string> {
+  const environment = service?.environment ?? {}
+  if (Array.isArray(environment)) {
+    return Object.fromEntries(environment.map(entry => {
+      const at = entry.indexOf('=')
+      return at < 0 ? [entry, ''] : [entry.slice(0, at), entry.slice(at + 1)]
+    }))
+  }
+  return Object.fromEntries(Object.entries(environment).map(([key, value]) => [key, value === null ? '' : String(value)]))
+}
+
+/** `${VAR:-default}` (and `${VAR-default}`) become their default, as Compose does with VAR unset. */
+const withDefaults = (value: string) => value.replace(/\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}/g, '$1')
+
+t.test('docker-compose.yml runs the app, PostgreSQL 16 and Redis 7 with AOF', async t => {
+  const compose = parse(await read('docker-compose.yml')) as { services?: Record<string, Service> }
+  const services = compose.services ?? {}
+  t.ok(services.app, 'an app service')
+  t.equal(services.postgres?.image, 'postgres:16')
+  t.equal(services.redis?.image, 'redis:7')
+
+  const command = services.redis?.command
+  const args = Array.isArray(command) ? command.map(String) : String(command ?? '').split(/\s+/)
+  const at = args.indexOf('--appendonly')
+  t.ok(at >= 0 && args[at + 1] === 'yes', `redis runs with --appendonly yes: ${JSON.stringify(command)}`)
+
+  t.test('every app variable is a config variable, and the defaults make a valid config', async t => {
+    const environment = environmentOf(services.app)
+    const names = Object.keys(environment)
+    t.ok(names.length > 0, 'the app is configured through its environment')
+    const known = Object.keys(ConfigSchema.properties)
+    for (const name of names) t.ok(known.includes(name), `${name} is in ConfigSchema`)
+
+    const values = Object.fromEntries(Object.entries(environment).map(([key, value]) => [key, withDefaults(value)]))
+    for (const [key, value] of Object.entries(values)) t.notMatch(value, /\$\{/, `${key} has no unresolved variable`)
+    t.doesNotThrow(() => loadConfig(values as ConfigInput), 'loadConfig accepts them')
+    const config = loadConfig(values as ConfigInput)
+    t.match(config.DATABASE_URL, /^postgres(ql)?:\/\/.*@postgres[:/]/, 'the postgres service')
+    t.match(config.REDIS_URL, /^redis:\/\/redis[:/]/, 'the redis service')
+  })
+})
+
+t.test('the Dockerfile builds in stages and runs as a user other than root', async t => {
+  const dockerfile = await read('Dockerfile')
+  const lines = dockerfile.split('\n').map(line => line.trim()).filter(line => line && !line.startsWith('#'))
+  const froms = lines.map((line, i) => [line, i] as const).filter(([line]) => /^FROM\s/i.test(line))
+  t.ok(froms.length >= 2, `at least two FROM stages (found ${froms.length})`)
+  const finalStage = lines.slice(froms.at(-1)?.[1] ?? 0)
+  const users = finalStage.filter(line => /^USER\s/i.test(line)).map(line => line.split(/\s+/)[1] ?? '')
+  t.ok(users.length > 0, 'the final stage sets USER')
+  const user = (users.at(-1) ?? '').split(':')[0]
+  t.ok(user && user !== 'root' && user !== '0', `the final USER is not root: ${user}`)
+})
