@@ -48,8 +48,9 @@ export function handleError (error: FastifyError, request: FastifyRequest, reply
     if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
     return reply.code(status).send({ statusCode: status, code: status === 503 ? 'SERVICE_UNAVAILABLE' : 'INTERNAL_ERROR', error: statusText(status), message: 'Something went wrong' })
   }
+  // constructor, not instanceof: @fastify/error matches instanceof by code, and MissingTokenError shares it.
   if (status === 401) {
-    reply.header('www-authenticate', error instanceof InvalidTokenError ? 'Bearer realm="tollgate", error="invalid_token"' : 'Bearer realm="tollgate"')
+    reply.header('www-authenticate', error.constructor === InvalidTokenError ? 'Bearer realm="tollgate", error="invalid_token"' : 'Bearer realm="tollgate"')
   }
   const own = error.code !== undefined && OWN_CODES.has(error.code)
   const code = own ? error.code : CODE_BY_STATUS[status] ?? 'INVALID_REQUEST'

@@ -34,7 +34,15 @@ export default fp(async function redisPlugin (fastify, opts: RedisPluginOptions)
     if (!opts.url) throw new Error('redis plugin: pass `url` or `client`')
     const created = new Redis(opts.url, REDIS_CLIENT_OPTIONS)
     created.on('error', (err) => fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error'))
-    created.connect().catch(() => { /* logged by the error listener; ioredis retries */ })
+    // Boot waits for the first connection, bounded: without it the first requests after `ready`
+    // fail with 503 while the connection is still being set up. If Redis is down or hung the app
+    // boots anyway (not ready, 503 on /health/ready) and ioredis keeps reconnecting.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      created.connect().catch(() => { /* logged by the error listener; ioredis retries */ }),
+      new Promise<void>(resolve => { timer = setTimeout(resolve, REDIS_CLIENT_OPTIONS.connectTimeout + REDIS_CLIENT_OPTIONS.commandTimeout) })
+    ])
+    clearTimeout(timer)
     fastify.addHook('onClose', async function closeRedis () {
       created.disconnect()
     })

@@ -7,13 +7,23 @@ import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from 
  *   <p>:{u}:rt            SET   live refresh jtis: the allowlist
  *   <p>:{u}:sessions      ZSET  session ids scored by the time they go idle (pruned on write)
  *   <p>:{u}:s:<sid>       HASH  jti, prev, prev_at, created, last_used, expires, idle_until, ua, ip
+ *                               (kept one absolute lifetime past `expires`, until pruned)
  *   <p>:{u}:at-revoked:<jti>     revoked access jti, until that token expires
  *   <p>:{u}:nbf           access tokens issued before this second (unix s) are rejected
  * A refresh token names its session (sid, signed), so a rotated-out jti is recognised as one that
  * is no longer its session's current jti: no key per rotated-out jti is needed.
  */
 
+// A write that reaches Redis later than this after it was sent (Redis hung, then resumed) is
+// dropped: the client was already told 503, so applying it would rotate or create behind its back.
+// Compared with Redis's clock, so it allows for skew between the app's and Redis's clocks.
+const LATE_AFTER_MS = 1500
+
 const HELPERS = `
+local function late(deadline)
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline)
+end
 local function drop(base, sid)
   local skey = base .. ':s:' .. sid
   local jti = redis.call('HGET', skey, 'jti')
@@ -27,8 +37,9 @@ local function prune(base, now)
 end
 `
 
-// ARGV: base sid jti now expiresAt idleTtl ua ip keyTtl
+// ARGV: base sid jti now expiresAt idleTtl ua ip keyTtl deadline
 const CREATE_SESSION = `${HELPERS}
+if late(ARGV[10]) then return 0 end
 local base, sid, jti = ARGV[1], ARGV[2], ARGV[3]
 local now, expires = tonumber(ARGV[4]), tonumber(ARGV[5])
 prune(base, now)
@@ -36,7 +47,9 @@ local idle_until = math.min(now + tonumber(ARGV[6]), expires)
 local skey = base .. ':s:' .. sid
 redis.call('HSET', skey, 'jti', jti, 'created', now, 'last_used', now, 'expires', expires,
   'idle_until', idle_until, 'ua', ARGV[7], 'ip', ARGV[8])
-redis.call('PEXPIREAT', skey, expires)
+-- The hash outlives the session (whose end the scripts check themselves), so the prune that
+-- finally drops the session still finds its jti and removes it from the allowlist.
+redis.call('PEXPIREAT', skey, expires + tonumber(ARGV[9]))
 redis.call('SADD', base .. ':rt', jti)
 redis.call('ZADD', base .. ':sessions', idle_until, sid)
 redis.call('PEXPIRE', base .. ':rt', ARGV[9])
@@ -44,8 +57,9 @@ redis.call('PEXPIRE', base .. ':sessions', ARGV[9])
 return 1
 `
 
-// ARGV: base sid jti nextJti now idleTtl reuseInterval ua ip
+// ARGV: base sid jti nextJti now idleTtl reuseInterval ua ip deadline
 const ROTATE = `${HELPERS}
+if late(ARGV[10]) then return {'late'} end
 local base, sid, jti, next_jti = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, interval = tonumber(ARGV[5]), tonumber(ARGV[7])
 local skey = base .. ':s:' .. sid
@@ -152,14 +166,18 @@ export function createRedisTokenStore ({ redis, prefix, idleTtl, reuseInterval, 
   return {
     kind: 'redis',
 
-    createSession: (s) => call(() => r.tollgateCreateSession(
-      base(s.userId), s.sid, s.jti, s.now, s.expiresAt, idleTtl, s.userAgent ?? '', s.ip ?? '', absoluteTtl
-    )).then(() => undefined),
+    async createSession (s) {
+      const created = await call(() => r.tollgateCreateSession(
+        base(s.userId), s.sid, s.jti, s.now, s.expiresAt, idleTtl, s.userAgent ?? '', s.ip ?? '', absoluteTtl, Date.now() + LATE_AFTER_MS
+      ))
+      if (created !== 1) throw new DependencyError('redis', new Error('write arrived after its deadline'))
+    },
 
     async rotate (q): Promise<RotateResult> {
       const [outcome, jti, expiresAt] = await call(() => r.tollgateRotate(
-        base(q.userId), q.sid, q.jti, q.nextJti, q.now, idleTtl, reuseInterval, q.userAgent ?? '', q.ip ?? ''
+        base(q.userId), q.sid, q.jti, q.nextJti, q.now, idleTtl, reuseInterval, q.userAgent ?? '', q.ip ?? '', Date.now() + LATE_AFTER_MS
       ))
+      if (outcome === 'late') throw new DependencyError('redis', new Error('write arrived after its deadline'))
       if (outcome === 'rotated' || outcome === 'grace') return { outcome, jti: jti as string, expiresAt: Number(expiresAt) }
       return { outcome: outcome as 'reuse' | 'unknown' | 'expired' }
     },
