@@ -1,8 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { DependencyError, InvalidTokenError, OAuthError } from '../src/errors.js'
+import { DependencyError, InvalidTokenError, OAuthError, clientErrors } from '../src/errors.js'
 
-const OWN_CODES = new Set(['INVALID_REQUEST', 'INVALID_CREDENTIALS', 'INVALID_TOKEN', 'EMAIL_TAKEN', 'SESSION_NOT_FOUND', 'SERVICE_UNAVAILABLE'])
+const OWN_CODES = new Set<string>(Object.values(clientErrors).map(E => new E().code))
 // Codes for the 4xx errors Fastify and its plugins raise, so no library code reaches a client.
 const CODE_BY_STATUS: Record<number, string> = {
   400: 'INVALID_REQUEST',

@@ -23,6 +23,20 @@ export default fp(async function swaggerPlugin (fastify) {
         }
       }
     },
+    // A route whose body may be absent says so with `x-body-optional` (the plugin marks every body required).
+    transformObject (document) {
+      if (!('openapiObject' in document)) return document.swaggerObject
+      const { openapiObject } = document
+      for (const operations of Object.values(openapiObject.paths ?? {})) {
+        for (const operation of Object.values(operations ?? {}) as Array<Record<string, unknown>>) {
+          if (operation?.['x-body-optional'] === true) {
+            delete operation['x-body-optional']
+            if (operation.requestBody) (operation.requestBody as { required: boolean }).required = false
+          }
+        }
+      }
+      return openapiObject
+    },
     // Keep the shared schemas' $id names (User, TokenResponse, Error…) in components.schemas.
     refResolver: {
       buildLocalReference (json, _baseUri, _fragment, i) {

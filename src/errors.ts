@@ -13,6 +13,18 @@ export const ServiceUnavailableError = createError('SERVICE_UNAVAILABLE', 'A bac
 export const ServiceBusyError = createError('SERVICE_BUSY', 'The server is busy; retry shortly', 503)
 export const RateLimitedError = createError('RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429)
 
+/** The errors whose code and message a client sees as they are (the error handler masks the rest). */
+export const clientErrors = {
+  InvalidRequestError,
+  InvalidCredentialsError,
+  InvalidTokenError,
+  MissingTokenError,
+  WrongPasswordError,
+  EmailTakenError,
+  SessionNotFoundError,
+  RateLimitedError
+}
+
 /** RFC 6749 §5.2 error of the token endpoint; the refresh route renders it as `{error, error_description}`. */
 export class OAuthError extends Error {
   readonly statusCode = 400

@@ -51,9 +51,3 @@ export function createPasswordHasher ({ concurrency, queue }: PasswordHasherOpti
 }
 
 export type PasswordHasher = ReturnType<typeof createPasswordHasher>
-
-// Until every route uses the hasher decorated by the app (see plugins/passwords.ts).
-const defaultHasher = createPasswordHasher({ concurrency: 4, queue: 1_000 })
-export const hashPassword = defaultHasher.hash
-export const verifyPassword = defaultHasher.verify
-export const dummyPasswordHash = async () => hash('tollgate-dummy-password-for-timing', ARGON2_OPTIONS)

@@ -4,7 +4,6 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { toUserBody } from '../../src/entities/user.js'
 import { InvalidCredentialsError, OAuthError, SessionNotFoundError, WrongPasswordError } from '../../src/errors.js'
-import { dummyPasswordHash, hashPassword, verifyPassword } from '../../src/password.js'
 import { EmailSchema, OAuthErrorSchema, PasswordSchema, TokenResponseSchema, UserSchema, errorResponse } from '../../src/schemas.js'
 import { handleError } from '../../plugins/errors.js'
 
@@ -17,7 +16,7 @@ function clientOf (request: FastifyRequest) {
 }
 
 const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify) {
-  const { config, users, tokens, tokenStore } = fastify
+  const { config, users, tokens, tokenStore, passwords, rateLimits } = fastify
 
   /** Starts a session and answers with its first token pair. */
   async function startSession (request: FastifyRequest, reply: FastifyReply, user: { id: string, roles: string[] }) {
@@ -31,6 +30,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   }
 
   fastify.post('/register', {
+    onRequest: [rateLimits.perIp],
     schema: {
       tags: ['auth'],
       summary: 'Create an account',
@@ -44,16 +44,20 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         201: Type.Ref(UserSchema),
         400: errorResponse('Invalid body'),
         409: errorResponse('The email is already registered'),
-        503: errorResponse('The database is unavailable')
+        429: errorResponse('Too many attempts from this address; see Retry-After'),
+        503: errorResponse('A backing service is unavailable or busy')
       }
     }
   }, async function register (request, reply) {
     const { email, password, name } = request.body
-    const user = await users.create({ email, name: name ?? null, passwordHash: await hashPassword(password) })
+    const user = await users.create({ email, name: name ?? null, passwordHash: await passwords.hash(password) })
     return reply.code(201).send(toUserBody(user))
   })
 
   fastify.post('/login', {
+    onRequest: [rateLimits.perIp],
+    // After body validation: the per-account limit is keyed by the (validated) email.
+    preHandler: [rateLimits.perAccount],
     schema: {
       tags: ['auth'],
       summary: 'Exchange email and password for a token pair',
@@ -67,14 +71,15 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         200: Type.Ref(TokenResponseSchema),
         400: errorResponse('Invalid body'),
         401: errorResponse('Wrong email or password (one generic answer for both)'),
-        503: errorResponse('A backing service is unavailable')
+        429: errorResponse('Too many attempts from this address or for this account; see Retry-After'),
+        503: errorResponse('A backing service is unavailable or busy')
       }
     }
   }, async function login (request, reply) {
     const { email, password } = request.body
     const user = await users.findByEmail(email)
     // An unknown email costs one verify too, so the answer time does not reveal which emails exist.
-    const valid = await verifyPassword(user?.passwordHash ?? await dummyPasswordHash(), password)
+    const valid = user ? await passwords.verify(user.passwordHash, password) : await passwords.verifyAgainstNothing(password)
     if (!user || !valid) throw new InvalidCredentialsError()
     return startSession(request, reply, user)
   })
@@ -84,6 +89,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   await fastify.register(async function refreshRoute (scope) {
     await scope.register(formbody)
     scope.withTypeProvider<import('@fastify/type-provider-typebox').TypeBoxTypeProvider>().post('/refresh', {
+      onRequest: [rateLimits.perIp],
       schema: {
         tags: ['auth'],
         summary: 'Rotate a refresh token (RFC 6749 §6)',
@@ -97,11 +103,13 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         response: {
           200: Type.Ref(TokenResponseSchema),
           400: Type.Ref(OAuthErrorSchema, { description: 'invalid_grant or invalid_request (RFC 6749 §5.2)' }),
+          429: errorResponse('Too many refreshes from this address; see Retry-After'),
           503: errorResponse('A backing service is unavailable')
         }
       },
       errorHandler: function refreshErrors (error: FastifyError, request, reply) {
-        if (error.validation || (error.statusCode && error.statusCode >= 400 && error.statusCode < 500 && !(error instanceof OAuthError))) {
+        // Malformed requests (schema, content type, body) are invalid_request; 429 stays a 429.
+        if (error.validation || (error.statusCode && error.statusCode >= 400 && error.statusCode < 500 && error.statusCode !== 429 && !(error instanceof OAuthError))) {
           return handleError(new OAuthError('invalid_request', error.validation ? error.message : 'The request body is not a valid token request') as unknown as FastifyError, request, reply)
         }
         return handleError(error, request, reply)
@@ -128,6 +136,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       summary: 'End the current session',
       description: 'Its refresh token leaves the allowlist and its access tokens stop working. A refresh_token of another of your sessions in the body ends that one too; an invalid one is ignored (RFC 7009 §2.2).',
       security: BEARER,
+      'x-body-optional': true,
       body: Type.Object({ refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })) }, { additionalProperties: false }),
       response: {
         204: Type.Null({ description: 'Logged out' }),
@@ -233,14 +242,14 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         204: Type.Null({ description: 'Password changed' }),
         400: errorResponse('Invalid body'),
         401: errorResponse('Invalid access token, or the current password is wrong'),
-        503: errorResponse('A backing service is unavailable')
+        503: errorResponse('A backing service is unavailable or busy')
       }
     }
   }, async function changePassword (request, reply) {
     const user = await users.findById(request.user.id)
     if (!user) throw new InvalidCredentialsError()
-    if (!await verifyPassword(user.passwordHash, request.body.current_password)) throw new WrongPasswordError()
-    user.passwordHash = await hashPassword(request.body.new_password)
+    if (!await passwords.verify(user.passwordHash, request.body.current_password)) throw new WrongPasswordError()
+    user.passwordHash = await passwords.hash(request.body.new_password)
     await users.update(user)
     await tokenStore.endSessions({ userId: user.id, except: request.user.sid, now: Date.now() })
     return reply.code(204).send(null)

@@ -1,13 +1,12 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toUserBody } from '../../src/entities/user.js'
 import { InvalidTokenError, WrongPasswordError } from '../../src/errors.js'
-import { verifyPassword } from '../../src/password.js'
 import { UserSchema, errorResponse } from '../../src/schemas.js'
 
 const BEARER = [{ bearerAuth: [] }]
 
 const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fastify) {
-  const { users, tokenStore } = fastify
+  const { users, tokenStore, passwords } = fastify
 
   fastify.get('/me', {
     onRequest: [fastify.authenticate],
@@ -44,7 +43,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fasti
   }, async function deleteMe (request, reply) {
     const user = await users.findById(request.user.id)
     if (!user) throw new InvalidTokenError()
-    if (!await verifyPassword(user.passwordHash, request.body.password)) throw new WrongPasswordError()
+    if (!await passwords.verify(user.passwordHash, request.body.password)) throw new WrongPasswordError()
     // Sessions first: if Redis is down this fails with 503 and nothing is deleted.
     await tokenStore.endSessions({ userId: user.id, now: Date.now() })
     await users.remove(user)
