@@ -178,7 +178,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     onRequest: [fastify.authenticate],
     schema: {
       tags: ['auth'],
-      summary: 'List the live sessions of the user',
+      summary: 'List the live sessions of the user, newest first',
       security: BEARER,
       response: {
         200: Type.Array(Type.Object({
@@ -196,7 +196,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     }
   }, async function listSessions (request) {
     const sessions = await tokenStore.listSessions(request.user.id, Date.now())
-    return sessions.map(s => ({
+    // Newest first, whatever order the store keeps them in.
+    return sessions.sort((a, b) => b.createdAt - a.createdAt).map(s => ({
       id: s.id,
       created_at: new Date(s.createdAt).toISOString(),
       last_used_at: new Date(s.lastUsedAt).toISOString(),
