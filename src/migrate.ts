@@ -1,15 +1,19 @@
-import { MikroORM } from '@mikro-orm/postgresql'
+import { join } from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import { MikroORM } from '@mikro-orm/core'
 import { ConfigError, loadConfig } from './config.js'
-import { createOrmConfig } from './orm-config.js'
+import { createOrmConfig, createPgliteOrmConfig } from './orm-config.js'
 
-// `npm run migrate`: apply pending migrations to DATABASE_URL (the server also does this at start).
+// `npm run migrate`: apply pending migrations to DATABASE_URL, or to the embedded database under
+// DATA_DIR when it is unset (the server also does this at start).
 try {
   const config = loadConfig(process.env)
-  if (!config.DATABASE_URL) throw new ConfigError(['DATABASE_URL: required to run migrations'])
-  const orm = await MikroORM.init(createOrmConfig(config.DATABASE_URL))
+  const pglite = config.DATABASE_URL ? undefined : new PGlite(join(config.DATA_DIR, 'pglite'))
+  const orm = await MikroORM.init(pglite ? createPgliteOrmConfig(pglite) : createOrmConfig(config.DATABASE_URL as string))
   const applied = await orm.getMigrator().up()
   console.log(applied.length ? `applied: ${applied.map(m => m.name).join(', ')}` : 'no pending migrations')
   await orm.close()
+  await pglite?.close()
 } catch (err) {
   console.error(err instanceof ConfigError ? err.message : err)
   process.exit(1)
