@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises'
 import { PGlite } from '@electric-sql/pglite'
 import { MikroORM, RequestContext } from '@mikro-orm/core'
 import fp from 'fastify-plugin'
@@ -31,6 +32,8 @@ export default fp(async function ormPlugin (fastify, opts: OrmPluginOptions) {
       orm = await MikroORM.init(createOrmConfig(opts.url))
     } else {
       kind = 'pglite'
+      // PGlite creates its own directory but not its parents.
+      await mkdir(opts.pgliteDir, { recursive: true, mode: 0o700 })
       pglite = new PGlite(opts.pgliteDir)
       orm = await MikroORM.init(createPgliteOrmConfig(pglite))
     }

@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { MikroORM } from '@mikro-orm/core'
@@ -8,8 +9,16 @@ import { createOrmConfig, createPgliteOrmConfig } from './orm-config.js'
 // DATA_DIR when it is unset (the server also does this at start).
 try {
   const config = loadConfig(process.env)
-  const pglite = config.DATABASE_URL ? undefined : new PGlite(join(config.DATA_DIR, 'pglite'))
-  const orm = await MikroORM.init(pglite ? createPgliteOrmConfig(pglite) : createOrmConfig(config.DATABASE_URL as string))
+  let pglite: PGlite | undefined
+  let orm: MikroORM
+  if (config.DATABASE_URL) {
+    orm = await MikroORM.init(createOrmConfig(config.DATABASE_URL))
+  } else {
+    const dir = join(config.DATA_DIR, 'pglite')
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    pglite = new PGlite(dir)
+    orm = await MikroORM.init(createPgliteOrmConfig(pglite))
+  }
   const applied = await orm.getMigrator().up()
   console.log(applied.length ? `applied: ${applied.map(m => m.name).join(', ')}` : 'no pending migrations')
   await orm.close()

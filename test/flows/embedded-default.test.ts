@@ -1,9 +1,11 @@
+import { join } from 'node:path'
 import t from 'tap'
 import { bearer, build, refresh, registerAndLogin, tempDir } from '../helper.js'
 
 // The whole flow once more on the embedded default: PGlite and the in-process token store.
 t.test('whole flow on PGlite and the in-process store', async t => {
-  const dataDir = await tempDir(t)
+  // A DATA_DIR that does not exist yet, with keys configured (so nothing else creates it first).
+  const dataDir = join(await tempDir(t), 'not', 'yet')
   const app = await build(t, { config: { DATABASE_URL: undefined, REDIS_URL: undefined, DATA_DIR: dataDir } })
 
   const ready = await app.inject({ method: 'GET', url: '/health/ready' })
