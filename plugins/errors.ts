@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { DependencyError, InvalidTokenError, OAuthError, clientErrors } from '../src/errors.js'
@@ -11,27 +12,22 @@ const CODE_BY_STATUS: Record<number, string> = {
   405: 'METHOD_NOT_ALLOWED',
   406: 'NOT_ACCEPTABLE',
   413: 'PAYLOAD_TOO_LARGE',
+  414: 'URI_TOO_LONG',
   415: 'UNSUPPORTED_MEDIA_TYPE',
   429: 'RATE_LIMITED'
 }
 const RETRY_AFTER_SECONDS = '5'
 
 function statusText (status: number): string {
-  return {
-    400: 'Bad Request',
-    401: 'Unauthorized',
-    404: 'Not Found',
-    405: 'Method Not Allowed',
-    406: 'Not Acceptable',
-    409: 'Conflict',
-    413: 'Payload Too Large',
-    415: 'Unsupported Media Type',
-    429: 'Too Many Requests',
-    503: 'Service Unavailable'
-  }[status] ?? 'Internal Server Error'
+  // Every status a route, Fastify or its router can set (414 from maxParamLength, 431…), by its name.
+  return STATUS_CODES[status] ?? (status >= 500 ? 'Internal Server Error' : 'Bad Request')
 }
 
-/** The one error handler: the Fastify error shape, 5xx masked, WWW-Authenticate on 401 (RFC 6750 §3). */
+/**
+ * The one error handler: the Fastify error shape, 5xx masked, WWW-Authenticate on 401 (RFC 6750 §3).
+ * Its signature is also Fastify's `frameworkErrors` server option, which the router's own URL errors
+ * (FST_ERR_BAD_URL, FST_ERR_MAX_PARAM_LENGTH) need: they are answered before any plugin runs.
+ */
 export function handleError (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof DependencyError) {
     request.log.error({ err: error.cause, dependency: error.dependency }, 'dependency unavailable')

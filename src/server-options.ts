@@ -1,6 +1,7 @@
 import type { FastifyServerOptions } from 'fastify'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
+import { handleError } from '../plugins/errors.js'
 
 /** Never logged: credentials in headers and every token or password field of a body or reply. */
 export const REDACTED_PATHS = [
@@ -29,6 +30,8 @@ export function serverOptions (config: Config, overrides: FastifyServerOptions =
     bodyLimit: 16 * 1024,
     requestTimeout: 30_000,
     return503OnClosing: true,
+    // The router answers bad URLs and over-long parameters before any plugin runs: same error shape.
+    frameworkErrors: handleError,
     // The embedded default compiles PostgreSQL (WASM) and migrates at boot: slow on a busy machine.
     pluginTimeout: 120_000,
     ajv: {
