@@ -1,0 +1,614 @@
+/**
+ * Tollgate's benchmark harness (issue #6): `npm run bench` (full) or `npm run bench -- --smoke` (CI).
+ *
+ * Servers run in child processes on 127.0.0.1 (free ports), so autocannon, here, does not share an
+ * event loop with them. Scenarios, alternated round by round (a b b' c d e, a b b' c d e, …):
+ *   a   bare Fastify hello route: the ceiling
+ *   b   GET /bench/whoami behind app.authenticate in an app that registers Tollgate: authentication alone
+ *   b'  GET /users/me with the same tokens
+ *   c   POST /auth/refresh, every request presenting a live refresh token
+ *   d   POST /auth/login with valid credentials
+ *   e   raw argon2id verifies at src/password.ts's parameters, in a child process: the ceiling for d
+ * Then a memory phase: RSS of a fresh server b after 10k and 100k protected requests, and Redis bytes
+ * per live session. Results go to stdout and bench/results/latest.json.
+ *
+ * Flags (see BENCHMARKS.md):
+ *   --smoke            one round of a few hundred requests; exit 1 on any error or non-2xx (CI)
+ *   --profile          every server under --cpu-prof (one Tollgate server per scenario); summaries of
+ *                      the measured rounds' self time; profiles in bench/results/server-*.cpuprofile
+ *   --compare DIR      also run b, b', c, d against a Tollgate server started from the checkout DIR
+ *                      (e.g. a scratch copy with one change), alternating with this checkout's, and
+ *                      report the paired ratios: an A/B test that cancels most machine noise
+ *   --only a,b,…       a subset of the scenarios
+ *   --skip-memory      no memory phase
+ *   --rounds N  --duration S  --connections C  --users U
+ *   --enforce          exit 3 when a target is missed (never in smoke mode)
+ * Exit codes: 0 ok; 1 errors or non-2xx answers (or a harness failure); 3 a target missed with --enforce.
+ */
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import type { ChildProcess } from 'node:child_process'
+import type { Redis } from 'ioredis'
+import type { ConfigInput } from '../src/config.js'
+import { killAll, stopAll, stopChild } from './lib/children.js'
+import { PASSWORD, inParallel, login, register } from './lib/http.js'
+import { RefreshPool, bearerRotation, load, problemsOf, type Budget, type LoadRequest, type Measurement, type RefreshSession } from './lib/load.js'
+import { cpuBetween, cpuSnapshot } from './lib/machine.js'
+import { formatProfile, nowUs, summariseProfile, type ProfileSummary } from './lib/profile.js'
+import { collectProfile, quiesce, runVerifier, serverMemory, startServer, startVerifier, type ServerHandle } from './lib/servers.js'
+import { POSTGRES_URL, REDIS_URL, createDatabase, deleteRedisPrefix, dropDatabase, machineInfo, redisClient, scanKeys, withRedis } from './lib/services.js'
+import { median, round } from './lib/stats.js'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+const RESULTS_DIR = join(ROOT, 'bench', 'results')
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const BASE = ['a', 'b', "b'", 'c', 'd', 'e'] as const
+type Base = typeof BASE[number]
+const TITLES: Record<Base, string> = {
+  a: 'bare Fastify hello (ceiling)',
+  b: 'GET /bench/whoami (authenticate only)',
+  "b'": 'GET /users/me',
+  c: 'POST /auth/refresh (rotation)',
+  d: 'POST /auth/login',
+  e: 'argon2id verify (ceiling for d)'
+}
+/** The scenarios that --compare runs against the other checkout too. */
+const COMPARED: Base[] = ['b', "b'", 'c', 'd']
+
+const { values: flags } = parseArgs({
+  options: {
+    smoke: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    enforce: { type: 'boolean', default: false },
+    'skip-memory': { type: 'boolean', default: false },
+    compare: { type: 'string' },
+    only: { type: 'string' },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    connections: { type: 'string' },
+    users: { type: 'string' }
+  }
+})
+
+function intFlag (value: string | undefined, fallback: number, min: number, max: number, name: string): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name}: expected an integer from ${min} to ${max}`)
+  return n
+}
+
+function onlyFlag (value: string | undefined): Base[] {
+  if (value === undefined) return [...BASE]
+  const picked = value.split(',').map(s => s.trim()).filter(Boolean)
+  for (const p of picked) if (!(BASE as readonly string[]).includes(p)) throw new Error(`--only: unknown scenario ${p} (use ${BASE.join(',')})`)
+  return BASE.filter(b => picked.includes(b))
+}
+
+const SMOKE = flags.smoke === true
+const compareRoot = flags.compare === undefined ? null : resolve(flags.compare)
+if (compareRoot && !existsSync(join(compareRoot, 'bench', 'server.ts'))) throw new Error(`--compare: ${compareRoot}/bench/server.ts not found`)
+const settings = {
+  smoke: SMOKE,
+  profile: flags.profile === true,
+  compare: compareRoot,
+  only: onlyFlag(flags.only),
+  rounds: intFlag(flags.rounds, SMOKE ? 1 : 4, 1, 20, 'rounds'),
+  durationS: intFlag(flags.duration, 7, 1, 60, 'duration'),
+  connections: intFlag(flags.connections, 50, 1, 500, 'connections'),
+  users: intFlag(flags.users, SMOKE ? 20 : 200, 1, 2000, 'users'),
+  /** Smoke mode: requests per scenario instead of a duration. */
+  smokeAmount: { a: 100, b: 100, "b'": 100, c: 100, d: 50, e: 50 } as Record<Base, number>,
+  warmupS: SMOKE ? 0 : 2,
+  memory: SMOKE || flags['skip-memory'] === true ? null : { first: 10_000, total: 100_000 },
+  redisSessionCounts: flags['skip-memory'] === true ? [] : SMOKE ? [1, 5] : [1, 10, 100]
+}
+if (!SMOKE && settings.rounds < 3) throw new Error('--rounds: at least 3 outside smoke mode')
+
+/** Cores used by processes outside the benchmark above which a run is flagged as disturbed. */
+const OTHER_CORES_WARNING = 0.25
+
+interface Scenario {
+  /** The base label, with `*` for the --compare checkout's run of it. */
+  id: string
+  base: Base
+  variant: boolean
+  title: string
+  server: ServerHandle | null
+  run (budget: Budget): Promise<Measurement>
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup: children are killed on every way out; the database and Redis keys are removed.
+
+const resources = { database: null as string | null, prefix: null as string | null, statsRedis: null as Redis | null }
+let cleaning: Promise<void> | null = null
+
+function cleanup (): Promise<void> {
+  cleaning ??= (async () => {
+    await stopAll(5_000).catch(() => killAll())
+    resources.statsRedis?.disconnect()
+    if (resources.prefix) await deleteRedisPrefix(resources.prefix).catch(err => console.error('cleanup: redis:', err.message))
+    if (resources.database) await dropDatabase(resources.database).catch(err => console.error('cleanup: postgres:', err.message))
+  })()
+  return cleaning
+}
+
+process.on('exit', killAll)
+// A closed stdout (e.g. `| head`) must not kill the run before it cleans up.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
+  })
+}
+process.on('uncaughtException', (err) => {
+  try {
+    console.error('benchmark failed:', err)
+  } catch { /* stderr gone */ }
+  setTimeout(() => process.exit(1), 20_000).unref()
+  cleanup().finally(() => process.exit(1))
+})
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping servers and cleaning up`)
+    setTimeout(() => process.exit(130), 20_000).unref()
+    cleanup().finally(() => process.exit(130))
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+type RssResult =
+  | { measured: false, skipped: string, afterLoad?: Awaited<ReturnType<typeof serverMemory>> }
+  | {
+    measured: true
+    requests: { first: number, total: number, non2xx: number, errors: number }
+    at10k: Awaited<ReturnType<typeof serverMemory>>
+    at100k: Awaited<ReturnType<typeof serverMemory>>
+    rssGrowthPercent: number
+    withinTenPercent: boolean
+  }
+
+/** RSS of a fresh server b after the first 10k protected requests and after 100k. */
+async function rssPhase (config: ConfigInput, tokens: string[], loaded: ServerHandle): Promise<RssResult> {
+  if (!settings.memory) {
+    if (!SMOKE) return { measured: false, skipped: '--skip-memory' }
+    return { measured: false, skipped: 'smoke mode: no 10k/100k comparison', afterLoad: await serverMemory(loaded) }
+  }
+  const { first, total } = settings.memory
+  const server = await startServer({ name: 'memory', mode: 'tollgate', root: ROOT, config, nodeFlags: ['--expose-gc'] })
+  try {
+    const request: LoadRequest = { method: 'GET', path: '/bench/whoami', setupRequest: bearerRotation(tokens) }
+    const m1 = await load(server, [request], { amount: first }, settings.connections)
+    await new Promise(resolve => setTimeout(resolve, 500))
+    const at10k = await serverMemory(server)
+    const m2 = await load(server, [request], { amount: total - first }, settings.connections)
+    await new Promise(resolve => setTimeout(resolve, 500))
+    const at100k = await serverMemory(server)
+    const growth = (at100k.rss - at10k.rss) / at10k.rss
+    return {
+      measured: true,
+      requests: { first, total, non2xx: m1.non2xx + m2.non2xx, errors: m1.errors + m2.errors + m1.timeouts + m2.timeouts },
+      at10k,
+      at100k,
+      rssGrowthPercent: round(growth * 100, 1),
+      // A leak check: growing by more than 10 % fails; shrinking (the heap settling after start-up) does not.
+      withinTenPercent: growth <= 0.10
+    }
+  } finally {
+    await stopChild(server.child)
+  }
+}
+
+/** MEMORY USAGE of every key of one user with 1..N live sessions (logins), and the bytes per session. */
+async function redisPerSession (port: number, prefix: string) {
+  const email = `bench-memory-${randomBytes(4).toString('hex')}@example.com`
+  const userId = await register(port, email)
+  const userBase = `${prefix}:{${userId}}:`
+  const results = []
+  let sessions = 0
+  for (const target of settings.redisSessionCounts) {
+    await inParallel(Array.from({ length: target - sessions }), 8, () => login(port, email))
+    sessions = target
+    const rows = await withRedis(async redis => {
+      const out = []
+      for (const key of await scanKeys(redis, `${userBase}*`)) {
+        const bytes = Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'))
+        const encoding = String(await redis.call('OBJECT', 'ENCODING', key))
+        out.push({ key: key.slice(userBase.length).replace(/^s:.*/, 's:<sid>'), type: await redis.type(key), encoding, bytes })
+      }
+      return out
+    })
+    const totalBytes = rows.reduce((s, r) => s + r.bytes, 0)
+    const byKey: Record<string, { count: number, type: string, encoding: string, bytes: number }> = {}
+    for (const r of rows) {
+      const k = byKey[r.key] ??= { count: 0, type: r.type, encoding: r.encoding, bytes: 0 }
+      k.count++
+      k.bytes += r.bytes
+    }
+    results.push({ sessions, keys: rows.length, totalBytes, bytesPerSession: Math.round(totalBytes / sessions), byKey })
+  }
+  return results
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+
+const fmt = {
+  rps: (n: number) => Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-',
+  ms: (n: number) => Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : '-',
+  pct: (n: number) => Number.isFinite(n) ? `${(n * 100).toFixed(1)} %` : '-',
+  mib: (n: number) => Number.isFinite(n) ? `${(n / 2 ** 20).toFixed(1)} MiB` : '-'
+}
+
+function table (rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map(r => (r[i] ?? '').length))) ?? []
+  return rows.map(r => r.map((cell, i) => i <= 1 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)).join('  ')).join('\n')
+}
+
+function cores (m: Measurement): string {
+  const other = m.otherCores ?? 0
+  return `cores: server ${m.serverCores.toFixed(2)}${m.serverMainCores === null || m.serverMainCores === undefined ? '' : ` (main ${m.serverMainCores.toFixed(2)})`} ac ${m.loaderCores.toFixed(2)} redis ${(m.redisCores ?? 0).toFixed(2)} pg ${(m.postgresCores ?? 0).toFixed(2)} other ${other.toFixed(2)}${other > OTHER_CORES_WARNING ? ' (DISTURBED)' : ''}`
+}
+
+interface Summary {
+  title: string
+  rps: number
+  p50: number
+  p99: number
+  /** Server CPU time per successful request, µs: robust to a busy machine, unlike req/s. */
+  cpuUsPerRequest: number
+  /** Of which on the main (event-loop) thread. */
+  mainUsPerRequest: number | null
+  ok: number
+  problems: number
+  cores: { server: number, serverMain: number | null, autocannon: number, redis: number, postgres: number, other: number }
+  disturbedRounds: number
+}
+
+function summarise (title: string, ms: Measurement[]): Summary {
+  const med = (pick: (m: Measurement) => number, digits: number) => round(median(ms.map(pick)), digits)
+  return {
+    title,
+    rps: med(m => m.rps, 1),
+    p50: med(m => m.p50, 3),
+    p99: med(m => m.p99, 3),
+    cpuUsPerRequest: med(m => m.serverCores * 1e6 / m.rps, 0),
+    mainUsPerRequest: ms.some(m => m.serverMainCores === null || m.serverMainCores === undefined) ? null : med(m => (m.serverMainCores as number) * 1e6 / m.rps, 0),
+    ok: ms.reduce((t, m) => t + m.ok, 0),
+    problems: ms.reduce((t, m) => t + problemsOf(m), 0),
+    cores: {
+      server: med(m => m.serverCores, 2),
+      serverMain: ms.some(m => m.serverMainCores === null || m.serverMainCores === undefined) ? null : med(m => m.serverMainCores as number, 2),
+      autocannon: med(m => m.loaderCores, 2),
+      redis: med(m => m.redisCores ?? 0, 2),
+      postgres: med(m => m.postgresCores ?? 0, 2),
+      other: med(m => m.otherCores ?? 0, 2)
+    },
+    disturbedRounds: ms.filter(m => (m.otherCores ?? 0) > OTHER_CORES_WARNING).length
+  }
+}
+
+function roundForJson (m: Measurement) {
+  const c = (v: number | null | undefined) => v === null || v === undefined ? null : round(v, 2)
+  return {
+    rps: round(m.rps, 1),
+    p50: round(m.p50, 3),
+    p99: round(m.p99, 3),
+    ok: m.ok,
+    non2xx: m.non2xx,
+    errors: m.errors,
+    timeouts: m.timeouts,
+    seconds: round(m.seconds, 2),
+    statusCodes: m.statusCodes,
+    failures: m.failures,
+    cores: { server: c(m.serverCores), serverMainThread: c(m.serverMainCores), autocannon: c(m.loaderCores), redis: c(m.redisCores), postgres: c(m.postgresCores), other: c(m.otherCores), steal: c(m.stealCores), machine: c(m.machineCores) }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main (): Promise<number> {
+  const started = Date.now()
+  await mkdir(RESULTS_DIR, { recursive: true })
+  if (settings.profile) {
+    for (const f of await readdir(RESULTS_DIR)) {
+      if (f.endsWith('.cpuprofile') || f.startsWith('profile-')) await rm(join(RESULTS_DIR, f), { recursive: true, force: true })
+    }
+  }
+  const machine = await machineInfo().catch((err: Error) => {
+    throw new Error(`PostgreSQL (${POSTGRES_URL}) and Redis (${REDIS_URL}) must be up: ${err.message}`)
+  })
+  const has = (b: Base) => settings.only.includes(b)
+  console.log(`Tollgate benchmark${SMOKE ? ' (smoke)' : ''}${settings.profile ? ' (profiling: numbers are not comparable)' : ''}`)
+  console.log(`machine: ${machine.nproc} cores (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}, PostgreSQL ${machine.postgres}, Redis ${machine.redis}`)
+  console.log(`settings: ${settings.rounds} round(s), ${SMOKE ? 'smoke amounts' : `${settings.durationS} s per scenario`}, ${settings.connections} connections, ${settings.users} users, scenarios ${settings.only.join(' ')}${compareRoot ? `, compared with ${compareRoot}` : ''}`)
+  if (machine.loadAverageAtStart > 1) console.log(`WARNING: load average ${machine.loadAverageAtStart} at the start: other processes share the machine; see the "other" cores`)
+
+  const database = await createDatabase()
+  resources.database = database
+  const prefix = `tollgate-bench-${randomBytes(6).toString('hex')}`
+  resources.prefix = prefix
+  console.log(`database ${database}, Redis prefix ${prefix} (both removed at the end)`)
+  const statsRedis = redisClient()
+  resources.statsRedis = statsRedis
+  await statsRedis.connect()
+  const config: ConfigInput = {
+    DATABASE_URL: `${POSTGRES_URL}/${database}`,
+    REDIS_URL,
+    REDIS_KEY_PREFIX: prefix,
+    ACCESS_TOKEN_PRIVATE_KEY: generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    REFRESH_TOKEN_SECRET: randomBytes(32).toString('base64url'),
+    // Outlives the run, so the setup's access tokens stay valid.
+    ACCESS_TOKEN_TTL: 3600,
+    // All load comes from one IP and a few hundred accounts: the limits go to their maximum so that
+    // nothing is refused, while every request still pays for its rate-limit checks. (A config schema
+    // without these variables ignores them.)
+    RATE_LIMIT_MAX: 1_000_000,
+    ACCOUNT_RATE_LIMIT_MAX: 1_000_000,
+    DATA_DIR: join(os.tmpdir(), `${prefix}-unused`)
+  }
+
+  // Servers. One Tollgate server serves b, b', c and d; with --profile each gets its own, so each
+  // profile holds one scenario's traffic. The first Tollgate server migrates the fresh database
+  // before any other boots.
+  const profileDir = settings.profile ? RESULTS_DIR : undefined
+  const verifierReady = has('e') ? startVerifier(ROOT) : Promise.resolve(null)
+  const helloReady = has('a') ? startServer({ name: 'a', mode: 'hello', root: ROOT, profileDir }) : Promise.resolve(null)
+  const tollgate = async (name: string) => startServer({ name, mode: 'tollgate', root: ROOT, config, profileDir })
+  const servers = {} as Record<'b' | "b'" | 'c' | 'd', ServerHandle>
+  if (settings.profile) {
+    servers.d = await tollgate('d')
+    const [b, b2, c] = await Promise.all([tollgate('b'), tollgate('b2'), tollgate('c')])
+    Object.assign(servers, { b, "b'": b2, c })
+  } else {
+    const t = await tollgate('b')
+    Object.assign(servers, { b: t, "b'": t, c: t, d: t })
+  }
+  const compareServer = compareRoot
+    ? await startServer({ name: 'cmp', mode: 'tollgate', root: compareRoot, config, profileDir })
+    : null
+  const [hello, verifier] = await Promise.all([helloReady, verifierReady]) as [ServerHandle | null, ChildProcess | null]
+  console.log(`servers: ${hello ? `a=${hello.port} ` : ''}b=${servers.b.port} b'=${servers["b'"].port} c=${servers.c.port} d=${servers.d.port}${compareServer ? ` compare=${compareServer.port}` : ''} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+
+  // Users, registered and logged in through the login server (so b's profile holds b's traffic only).
+  // Access tokens (b, b') and refresh tokens (c) come from different sessions, so c's rotations never
+  // touch b's sessions; there are more refresh sessions than connections.
+  const setupStart = Date.now()
+  const setupPort = servers.d.port
+  const emails = Array.from({ length: settings.users }, (_, i) => `bench-${i}-${randomBytes(3).toString('hex')}@example.com`)
+  const users = await inParallel(emails, 8, async email => {
+    await register(setupPort, email)
+    return { email, accessToken: (await login(setupPort, email)).access }
+  })
+  const tokens = users.map(u => u.accessToken)
+  const sessionCount = has('c') ? Math.max(settings.users, settings.connections + 10) : 0
+  const sessions: RefreshSession[] = await inParallel(Array.from({ length: sessionCount }, (_, i) => users[i % users.length] as typeof users[number]), 8,
+    async user => ({ email: user.email, refreshToken: (await login(setupPort, user.email)).refresh }))
+  const refreshPool = new RefreshPool(sessions)
+  console.log(`setup: ${users.length} users, ${users.length + sessions.length} sessions (${((Date.now() - setupStart) / 1000).toFixed(1)} s)`)
+
+  // Scenarios, in round order; a --compare variant right after its base.
+  let nextLogin = 0
+  const loginRequest: LoadRequest = {
+    method: 'POST',
+    path: '/auth/login',
+    headers: { 'content-type': 'application/json' },
+    setupRequest: (request) => {
+      const user = users[nextLogin++ % users.length] as typeof users[number]
+      return { ...request, body: JSON.stringify({ email: user.email, password: PASSWORD }) }
+    }
+  }
+  const runOn = (base: Base, server: ServerHandle) => async (budget: Budget): Promise<Measurement> => {
+    const c = settings.connections
+    switch (base) {
+      case 'a': return load(server, [{ method: 'GET', path: '/' }], budget, c)
+      case 'b': return load(server, [{ method: 'GET', path: '/bench/whoami', setupRequest: bearerRotation(tokens) }], budget, c)
+      case "b'": return load(server, [{ method: 'GET', path: '/users/me', setupRequest: bearerRotation(tokens) }], budget, c)
+      case 'c': {
+        const m = await load(server, [refreshPool.request()], budget, c)
+        await refreshPool.recover(server.port)
+        return m
+      }
+      case 'd': return load(server, [loginRequest], budget, c)
+      case 'e': throw new Error('e runs on the verifier')
+    }
+  }
+  const list: Scenario[] = []
+  for (const base of settings.only) {
+    if (base === 'e') {
+      const child = verifier as ChildProcess
+      list.push({
+        id: 'e',
+        base,
+        variant: false,
+        title: TITLES.e,
+        server: null,
+        run: async budget => {
+          const r = await runVerifier(child, settings.connections, 'durationS' in budget
+            ? { count: 1_000_000, durationMs: budget.durationS * 1000 }
+            : { count: budget.amount, durationMs: 60_000 })
+          const seconds = r.elapsedMs / 1000
+          return { rps: (r.count - r.failures) / seconds, p50: r.p50, p99: r.p99, ok: r.count - r.failures, non2xx: r.failures, errors: 0, timeouts: 0, seconds, statusCodes: {}, failures: {}, serverCores: r.cpuMs / r.elapsedMs, loaderCores: 0 }
+        }
+      })
+      continue
+    }
+    const server = base === 'a' ? hello as ServerHandle : servers[base]
+    list.push({ id: base, base, variant: false, title: TITLES[base], server, run: runOn(base, server) })
+    if (compareServer && COMPARED.includes(base)) {
+      list.push({ id: `${base}*`, base, variant: true, title: `${TITLES[base]} [compare]`, server: compareServer, run: runOn(base, compareServer) })
+    }
+  }
+  const allServers = [...new Set([hello, ...Object.values(servers), compareServer].filter((s): s is ServerHandle => s !== null))]
+
+  if (settings.warmupS > 0) {
+    for (const s of list) {
+      await quiesce(allServers)
+      await s.run({ durationS: settings.warmupS })
+    }
+    console.log(`warm-up: ${settings.warmupS} s per scenario`)
+  }
+
+  const rounds: Array<Record<string, Measurement>> = []
+  const measuredWindow = { fromUs: nowUs(), toUs: Number.POSITIVE_INFINITY }
+  for (let r = 0; r < settings.rounds; r++) {
+    const results: Record<string, Measurement> = {}
+    for (const s of list) {
+      const waited = await quiesce(allServers)
+      if (waited > 2_000) console.log(`  (waited ${(waited / 1000).toFixed(1)} s for the servers to go idle)`)
+      const before = await cpuSnapshot(statsRedis, database)
+      const m = await s.run(SMOKE ? { amount: settings.smokeAmount[s.base] } : { durationS: settings.durationS })
+      const cpu = cpuBetween(before, await cpuSnapshot(statsRedis, database))
+      m.machineCores = cpu.machine
+      m.redisCores = cpu.redis
+      m.postgresCores = cpu.postgres
+      m.stealCores = cpu.steal
+      m.otherCores = cpu.machine === null ? null : Math.max(0, cpu.machine - m.serverCores - m.loaderCores - (cpu.redis ?? 0) - cpu.postgres)
+      results[s.id] = m
+      const bad = problemsOf(m)
+      console.log(`round ${r + 1}/${settings.rounds}  ${s.id.padEnd(3)} ${s.title.padEnd(47)} ${fmt.rps(m.rps).padStart(7)} /s  p50 ${fmt.ms(m.p50).padStart(6)} ms  p99 ${fmt.ms(m.p99).padStart(6)} ms  ${cores(m)}${bad ? `  PROBLEMS: ${m.non2xx} non-2xx, ${m.errors} errors, ${m.timeouts} timeouts ${JSON.stringify(m.statusCodes)} ${JSON.stringify(m.failures)}` : ''}`)
+    }
+    rounds.push(results)
+  }
+  measuredWindow.toUs = nowUs()
+
+  const summary: Record<string, Summary> = {}
+  for (const s of list) summary[s.id] = summarise(s.title, rounds.map(r => r[s.id] as Measurement))
+  const get = (id: string) => summary[id]
+  const ratio = (x: string, y: string) => {
+    const sx = get(x)
+    const sy = get(y)
+    return sx && sy ? sx.rps / sy.rps : null
+  }
+  const targets = [
+    { name: 'b/a', value: ratio('b', 'a'), goal: '≥ 60 %', pass: (v: number) => v >= 0.6, show: fmt.pct },
+    { name: "b'/a", value: ratio("b'", 'a'), goal: '≥ 30 %', pass: (v: number) => v >= 0.3, show: fmt.pct },
+    { name: 'c/a', value: ratio('c', 'a'), goal: '≥ 30 %', pass: (v: number) => v >= 0.3, show: fmt.pct },
+    { name: 'd/e', value: ratio('d', 'e'), goal: '≥ 90 %', pass: (v: number) => v >= 0.9, show: fmt.pct },
+    { name: 'p99(b)', value: get('b')?.p99 ?? null, goal: '< 15 ms', pass: (v: number) => v < 15, show: (v: number) => `${fmt.ms(v)} ms` }
+  ].filter(t => t.value !== null).map(t => ({ name: t.name, value: t.value as number, goal: t.goal, met: t.pass(t.value as number), shown: t.show(t.value as number) }))
+
+  console.log(`\nMedians over ${rounds.length} round(s), ${settings.connections} connections (e: ${settings.connections} verifies in flight); server CPU per request (all threads, and the main thread's share); cores used during the runs:`)
+  console.log(table([
+    ['', 'scenario', 'req/s', 'p50 ms', 'p99 ms', 'server µs/req', 'of which main', 'cores: server', 'main thread', 'autocannon', 'redis', 'pg', 'other', 'disturbed', 'non-2xx/errors'],
+    ...list.map(s => {
+      const x = summary[s.id] as Summary
+      return [s.id, s.title, fmt.rps(x.rps), fmt.ms(x.p50), fmt.ms(x.p99), String(x.cpuUsPerRequest), x.mainUsPerRequest === null ? '-' : String(x.mainUsPerRequest), x.cores.server.toFixed(2), x.cores.serverMain === null ? '-' : x.cores.serverMain.toFixed(2), s.base === 'e' ? '-' : x.cores.autocannon.toFixed(2),
+        x.cores.redis.toFixed(2), x.cores.postgres.toFixed(2), x.cores.other.toFixed(2), `${x.disturbedRounds}/${rounds.length}`, String(x.problems)]
+    })
+  ]))
+  if (targets.length > 0) {
+    console.log(`\nTargets${SMOKE ? ' (not enforced in smoke mode)' : ''}:`)
+    console.log(table([['', 'target', 'measured', 'goal', ''], ...targets.map(t => ['', t.name, t.shown, t.goal, t.met ? 'met' : 'MISSED'])]))
+  }
+
+  // A/B: the per-round ratio of the compared checkout to this one, then the median (paired, so a
+  // disturbance hitting both halves of a round cancels out).
+  const comparison = list.filter(s => s.variant).map(s => {
+    const pairs = rounds.map(r => ({ base: r[s.base] as Measurement, variant: r[s.id] as Measurement }))
+    return {
+      scenario: s.base,
+      baseRps: get(s.base)?.rps ?? Number.NaN,
+      variantRps: get(s.id)?.rps ?? Number.NaN,
+      rpsRatio: round(median(pairs.map(p => p.variant.rps / p.base.rps)), 3),
+      p99Ratio: round(median(pairs.map(p => p.variant.p99 / p.base.p99)), 3),
+      serverCpuPerRequestRatio: round(median(pairs.map(p => (p.variant.serverCores / p.variant.rps) / (p.base.serverCores / p.base.rps))), 3),
+      perRound: pairs.map(p => round(p.variant.rps / p.base.rps, 3)),
+      cpuPerRequestPerRound: pairs.map(p => round((p.variant.serverCores / p.variant.rps) / (p.base.serverCores / p.base.rps), 3))
+    }
+  })
+  if (comparison.length > 0) {
+    console.log(`\nCompared with ${compareRoot} (median of per-round ratios, compared / this checkout):`)
+    console.log(table([
+      ['', 'scenario', 'req/s here', 'req/s compared', 'req/s ratio', 'p99 ratio', 'CPU/request ratio', 'req/s ratio per round', 'CPU/request ratio per round'],
+      ...comparison.map(c => ['', c.scenario, fmt.rps(c.baseRps), fmt.rps(c.variantRps), c.rpsRatio.toFixed(3), c.p99Ratio.toFixed(3), c.serverCpuPerRequestRatio.toFixed(3), c.perRound.join(' '), c.cpuPerRequestPerRound.join(' ')])
+    ]))
+  }
+  if (has('c')) console.log(`refresh pool: ${refreshPool.size} sessions; recovered after runs: ${refreshPool.recovered} (reuse interval), logged in again: ${refreshPool.relogged}`)
+
+  console.log('\nMemory:')
+  const rss = await rssPhase(config, tokens, servers.b)
+  if (rss.measured) {
+    console.log(`server b RSS after ${rss.requests.first.toLocaleString('en-US')} protected requests: ${fmt.mib(rss.at10k.rss)}; after ${rss.requests.total.toLocaleString('en-US')}: ${fmt.mib(rss.at100k.rss)} (${rss.rssGrowthPercent >= 0 ? '+' : ''}${rss.rssGrowthPercent} %: ${rss.withinTenPercent ? 'within' : 'NOT within'} 10 %)`)
+    console.log(`  heap used after a full GC: ${fmt.mib(rss.at10k.heapUsedAfterGc ?? Number.NaN)} → ${fmt.mib(rss.at100k.heapUsedAfterGc ?? Number.NaN)}`)
+  } else {
+    console.log(`server b RSS: ${rss.afterLoad ? `${fmt.mib(rss.afterLoad.rss)} after the load ` : ''}(${rss.skipped})`)
+  }
+  const redisMemory = await redisPerSession(servers.d.port, prefix)
+  for (const r of redisMemory) {
+    const kinds = Object.entries(r.byKey).map(([k, v]) => `${k}: ${v.count}× ${v.type}/${v.encoding} ${v.bytes} B`).join(', ')
+    console.log(`Redis, one user with ${r.sessions} session(s): ${r.totalBytes} B in ${r.keys} keys = ${r.bytesPerSession} B per session  (${kinds})`)
+  }
+  const memoryProblems = rss.measured ? rss.requests.non2xx + rss.requests.errors : 0
+
+  // Servers exit normally, so --cpu-prof writes the profiles.
+  // Profiles of the servers that served a selected scenario (not of one used for setup only).
+  const pids = new Map(list.filter(s => s.server !== null).map(s => [(s.server as ServerHandle).name, (s.server as ServerHandle).child.pid]))
+  await stopAll()
+  let profiles: Record<string, ProfileSummary> | undefined
+  if (settings.profile) {
+    profiles = {}
+    for (const name of pids.keys()) {
+      try {
+        const file = await collectProfile(RESULTS_DIR, name, pids.get(name))
+        // Only the measured rounds: not boot, setup or warm-up.
+        profiles[name] = await summariseProfile(file, 15, measuredWindow)
+        console.log(`\n${formatProfile(`profile of server ${name} during the rounds (${file})`, profiles[name])}`)
+      } catch (err) {
+        console.error(`profile of server ${name}: ${(err as Error).message}`)
+      }
+    }
+    for (const f of await readdir(RESULTS_DIR)) if (f.startsWith('profile-')) await rm(join(RESULTS_DIR, f), { recursive: true, force: true })
+  }
+
+  const totalProblems = list.reduce((t, s) => t + (summary[s.id] as Summary).problems, 0) + memoryProblems
+  const report = {
+    date: new Date().toISOString(),
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    machine,
+    settings,
+    scenarios: summary,
+    targets: targets.map(t => ({ name: t.name, value: round(t.value, 4), goal: t.goal, met: t.met })),
+    comparison: comparison.length > 0 ? comparison : undefined,
+    rounds: rounds.map(r => Object.fromEntries(Object.entries(r).map(([id, m]) => [id, roundForJson(m)]))),
+    refreshPool: has('c') ? { sessions: refreshPool.size, recovered: refreshPool.recovered, loggedInAgain: refreshPool.relogged } : undefined,
+    memory: { serverB: rss, redis: redisMemory },
+    profiles,
+    problems: totalProblems,
+    elapsedSeconds: round((Date.now() - started) / 1000, 1)
+  }
+  const out = join(RESULTS_DIR, 'latest.json')
+  await writeFile(out, `${JSON.stringify(report, null, 2)}\n`)
+  console.log(`\nwrote ${out} (${report.elapsedSeconds} s)`)
+
+  if (totalProblems > 0) {
+    console.error(`FAILED: ${totalProblems} errors or non-2xx answers`)
+    return 1
+  }
+  if (!SMOKE && flags.enforce === true && targets.some(t => !t.met)) {
+    console.error(`targets missed: ${targets.filter(t => !t.met).map(t => t.name).join(', ')}`)
+    return 3
+  }
+  return 0
+}
+
+let code = 1
+try {
+  code = await main()
+} catch (err) {
+  console.error('benchmark failed:', err instanceof Error ? err.stack ?? err.message : err)
+  code = 1
+} finally {
+  await cleanup()
+}
+process.exit(code)

@@ -1,0 +1,97 @@
+/**
+ * A benchmark server, run by bench/run.ts in its own process (never by hand): it waits for a
+ * `start` message, listens on 127.0.0.1 on a free port and reports it, answers `memory`, and
+ * closes on `close` or when the harness goes away.
+ *   hello    — bare Fastify with one route: the ceiling.
+ *   tollgate — Tollgate's app (buildApp, serverOptions, loadConfig) plus GET /bench/whoami behind
+ *              app.authenticate, as an app embedding the plugin sees it.
+ */
+import { readFile } from 'node:fs/promises'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import buildApp from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { serverOptions } from '../src/server-options.js'
+import type { FromServer, MemorySample, ToServer } from './lib/protocol.js'
+
+const CLOSE_GRACE_MS = 5_000
+let app: FastifyInstance | undefined
+
+function send (message: FromServer): void {
+  if (process.send && process.connected) process.send(message)
+}
+
+async function buildHello (): Promise<FastifyInstance> {
+  const hello = Fastify({ logger: false })
+  hello.get('/', async () => ({ hello: 'world' }))
+  return hello
+}
+
+async function buildTollgate (input: NonNullable<Extract<ToServer, { type: 'start' }>['config']>): Promise<FastifyInstance> {
+  // BENCH_LOG_LEVEL=error shows, e.g., which dependency a 503 came from.
+  const config = loadConfig({ ...input, HOST: '127.0.0.1', PORT: 0, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent' })
+  const server = Fastify(serverOptions(config))
+  // Registered without encapsulation, as an embedding app does, so `authenticate` reaches this scope.
+  const tollgate = (buildApp as unknown as Record<symbol, unknown>)[Symbol.for('skip-override')] === true
+    ? buildApp
+    : fp(buildApp, { name: 'tollgate-bench-embed' })
+  await server.register(tollgate, { config })
+  server.get('/bench/whoami', { onRequest: [server.authenticate] }, async (request) => request.user)
+  return server
+}
+
+/** CPU time of the main (event-loop) thread alone, µs; null off Linux. The rest is libuv's pool, GC, etc. */
+async function mainThreadMicros (): Promise<number | null> {
+  try {
+    const stat = await readFile(`/proc/self/task/${process.pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 10_000 // USER_HZ = 100
+  } catch {
+    return null
+  }
+}
+
+function memory (): MemorySample {
+  const before = process.memoryUsage()
+  const gc = (globalThis as { gc?: () => void }).gc
+  let heapUsedAfterGc: number | null = null
+  if (gc) {
+    gc()
+    heapUsedAfterGc = process.memoryUsage().heapUsed
+  }
+  return { rss: before.rss, heapUsed: before.heapUsed, heapTotal: before.heapTotal, external: before.external, heapUsedAfterGc }
+}
+
+async function shutdown (code: number): Promise<never> {
+  // Exit even if close hangs; a normal exit also writes --cpu-prof profiles.
+  setTimeout(() => process.exit(code), CLOSE_GRACE_MS).unref()
+  try {
+    await app?.close()
+  } catch { /* exiting anyway */ }
+  process.exit(code)
+}
+
+process.on('disconnect', () => { shutdown(0).catch(() => process.exit(1)) })
+process.on('message', (message: ToServer) => {
+  (async () => {
+    try {
+      if (message.type === 'start') {
+        app = message.mode === 'hello' ? await buildHello() : await buildTollgate(message.config ?? {})
+        await app.listen({ host: '127.0.0.1', port: 0 })
+        const address = app.server.address()
+        if (!address || typeof address === 'string') throw new Error('no TCP address')
+        send({ type: 'listening', port: address.port })
+      } else if (message.type === 'cpu') {
+        const { user, system } = process.cpuUsage()
+        send({ type: 'cpu', micros: user + system, mainMicros: await mainThreadMicros() })
+      } else if (message.type === 'memory') {
+        send({ type: 'memory', ...memory() })
+      } else if (message.type === 'close') {
+        await shutdown(0)
+      }
+    } catch (err) {
+      send({ type: 'fatal', message: err instanceof Error ? `${err.message}\n${err.stack ?? ''}` : String(err) })
+      await shutdown(1)
+    }
+  })().catch(() => process.exit(1))
+})
