@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { PGlite } from '@electric-sql/pglite'
-import { MikroORM, RequestContext } from '@mikro-orm/core'
+import { MikroORM } from '@mikro-orm/core'
 import fp from 'fastify-plugin'
 import { createOrmConfig, createPgliteOrmConfig } from '../src/orm-config.js'
 import { createUserRepository, type UserRepository } from '../src/user-repository.js'
@@ -46,8 +46,6 @@ export default fp(async function ormPlugin (fastify, opts: OrmPluginOptions) {
   fastify.decorate('orm', orm)
   fastify.decorate('users', createUserRepository(orm))
   fastify.decorate('databaseKind', kind)
-  // MikroORM's guide for Fastify: one EntityManager fork per request.
-  fastify.addHook('onRequest', function ormContext (request, reply, done) {
-    RequestContext.create(orm.em, done)
-  })
+  // No RequestContext per request (MikroORM's guide): the repository forks per call, so routes that
+  // never touch PostgreSQL, such as every route of an app embedding the auth plugin, pay nothing.
 }, { name: 'orm', dependencies: ['config'] })

@@ -22,8 +22,12 @@ export const REDIS_CLIENT_OPTIONS = {
   enableOfflineQueue: false,
   maxRetriesPerRequest: 1,
   connectTimeout: 1000,
-  commandTimeout: 500,
-  lazyConnect: true
+  // Short enough to answer 503 within 2 s; long enough that a busy event loop (argon2 on every
+  // core) does not read a timely reply as a timeout.
+  commandTimeout: 1000,
+  lazyConnect: true,
+  // Concurrent requests' commands share one write: measured 7 % less CPU per authenticated request.
+  enableAutoPipelining: true
 } as const
 
 // Not @fastify/redis: it blocks boot until Redis answers, and Tollgate must boot and report

@@ -17,7 +17,7 @@ import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from 
 // A write that reaches Redis later than this after it was sent (Redis hung, then resumed) is
 // dropped: the client was already told 503, so applying it would rotate or create behind its back.
 // Compared with Redis's clock, so it allows for skew between the app's and Redis's clocks.
-const LATE_AFTER_MS = 1500
+const LATE_AFTER_MS = 2500
 
 const HELPERS = `
 local function late(deadline)

@@ -4,8 +4,9 @@ import { DependencyError, EmailTakenError } from './errors.js'
 
 /** Users in PostgreSQL. Lookups take only schema-validated strings (MikroORM reads objects as operators). */
 export function createUserRepository (orm: MikroORM) {
-  // Inside a request this is the request's fork (RequestContext); see plugins/orm.ts.
-  const em = () => orm.em
+  // A fresh EntityManager per call: no request context to set up on the hot path (plugins/orm.ts).
+  const em = () => orm.em.fork()
+  const platform = orm.em.getPlatform()
 
   async function guard<T> (run: () => Promise<T>): Promise<T> {
     try {
@@ -17,9 +18,30 @@ export function createUserRepository (orm: MikroORM) {
     }
   }
 
+  // Reads are one parameterised SELECT through the ORM's connection: no unit of work, identity map
+  // or hydration on the hot paths (login, refresh, /users/me). Writes go by primary key.
+  // pg (as MikroORM configures it) returns timestamps as strings, PGlite as Dates.
+  const toDate = (value: unknown) => value instanceof Date ? value : platform.parseDate(value as string)
+
+  async function findOneBy (column: 'id' | 'email', value: string): Promise<User | null> {
+    const rows = await orm.em.getConnection().execute<Array<Record<string, unknown>>>(
+      `select id, email, name, password_hash, roles, created_at, updated_at from users where ${column} = ? limit 1`, [value])
+    const row = rows[0]
+    if (!row) return null
+    return Object.assign(new User(), {
+      id: row.id,
+      email: row.email,
+      name: row.name,
+      passwordHash: row.password_hash,
+      roles: row.roles,
+      createdAt: toDate(row.created_at),
+      updatedAt: toDate(row.updated_at)
+    })
+  }
+
   return {
-    findByEmail: (email: string) => guard(() => em().findOne(User, { email: normaliseEmail(email) })),
-    findById: (id: string) => guard(() => em().findOne(User, { id })),
+    findByEmail: (email: string) => guard(() => findOneBy('email', normaliseEmail(email))),
+    findById: (id: string) => guard(() => findOneBy('id', id)),
 
     create: (input: { email: string, name: string | null, passwordHash: string }) => guard(async () => {
       const user = Object.assign(new User(), { ...input, email: normaliseEmail(input.email) })
@@ -27,9 +49,10 @@ export function createUserRepository (orm: MikroORM) {
       return user
     }),
 
-    update: (user: User) => guard(() => em().flush()),
-    remove: (user: User) => guard(() => em().removeAndFlush(user)),
-    ping: () => guard(() => em().getConnection().execute('select 1')).then(() => undefined)
+    setPasswordHash: (id: string, passwordHash: string) =>
+      guard(() => em().nativeUpdate(User, { id }, { passwordHash, updatedAt: new Date() })).then(() => undefined),
+    remove: (id: string) => guard(() => em().nativeDelete(User, { id })).then(() => undefined),
+    ping: () => guard(() => orm.em.getConnection().execute('select 1')).then(() => undefined)
   }
 }
 

@@ -46,7 +46,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fasti
     if (!await passwords.verify(user.passwordHash, request.body.password)) throw new WrongPasswordError()
     // Sessions first: if Redis is down this fails with 503 and nothing is deleted.
     await tokenStore.endSessions({ userId: user.id, now: Date.now() })
-    await users.remove(user)
+    await users.remove(user.id)
     return reply.code(204).send(null)
   })
 }

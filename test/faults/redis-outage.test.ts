@@ -146,8 +146,8 @@ t.test('writes that reach a resumed Redis after their deadline are dropped, not 
   server.pause()
   await expectUnavailable(t, 'refresh while hung', () => app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: tokens.refresh_token } }))
   await expectUnavailable(t, 'login while hung', () => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } }))
-  // Longer than the write deadline (1.5 s after sending), so the queued scripts arrive late.
-  await sleep(2500)
+  // Longer than the write deadline (2.5 s after sending), so the queued scripts arrive late.
+  await sleep(4000)
   server.resume()
 
   const retried = await eventually('retried refresh', 200, () => app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: tokens.refresh_token } }))
