@@ -31,3 +31,23 @@ t.test('no secret reaches the logs', async t => {
     t.notOk(log.includes(token.split('.')[2] as string))
   }
 })
+
+// Nothing above logs headers or bodies at all; this checks the second line of defence: should any
+// code log them, the server's logger redacts them.
+t.test('the server logger redacts credentials wherever a log call puts them', async t => {
+  const lines: string[] = []
+  const logStream = new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } })
+  const app = await build(t, { config: { LOG_LEVEL: 'info' }, logStream })
+  app.log.info({
+    req: { headers: { authorization: 'Bearer header-secret', cookie: 'sid=cookie-secret', 'user-agent': 'kept' } },
+    body: { password: 'pw-secret', refresh_token: 'rt-secret', access_token: 'at-secret' },
+    current_password: 'current-secret',
+    new_password: 'new-secret'
+  }, 'a careless log call')
+  const log = lines.join('')
+  t.match(log, /a careless log call/)
+  t.match(log, /kept/, 'harmless fields stay')
+  for (const secret of ['header-secret', 'cookie-secret', 'pw-secret', 'rt-secret', 'at-secret', 'current-secret', 'new-secret']) {
+    t.notOk(log.includes(secret), `${secret} is redacted`)
+  }
+})
