@@ -4,13 +4,14 @@ import type { Config } from './config.js'
 import { handleError } from '../plugins/errors.js'
 
 /** Never logged: credentials in headers and every token or password field of a body or reply. */
+const SECRET_FIELDS = ['password', 'current_password', 'new_password', 'access_token', 'refresh_token']
+const SECRET_HEADERS = ['authorization', 'cookie']
 export const REDACTED_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
   'res.headers["set-cookie"]',
-  '*.password', '*.current_password', '*.new_password',
-  '*.access_token', '*.refresh_token',
-  '*.*.password', '*.*.access_token', '*.*.refresh_token'
+  // Headers, wherever a log call puts them.
+  ...SECRET_HEADERS.flatMap(h => [`req.headers.${h}`, `headers.${h}`, `*.headers.${h}`]),
+  // Token and password fields at the top level, in a body, or one level deeper.
+  ...SECRET_FIELDS.flatMap(f => [f, `*.${f}`, `*.*.${f}`])
 ]
 
 export function parseTrustProxy (value: string): boolean | number | string {

@@ -39,7 +39,8 @@ t.test('the server logger redacts credentials wherever a log call puts them', as
   const logStream = new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } })
   const app = await build(t, { config: { LOG_LEVEL: 'info' }, logStream })
   app.log.info({
-    req: { headers: { authorization: 'Bearer header-secret', cookie: 'sid=cookie-secret', 'user-agent': 'kept' } },
+    headers: { authorization: 'Bearer header-secret', cookie: 'sid=cookie-secret', 'user-agent': 'kept' },
+    request: { headers: { authorization: 'Bearer nested-header-secret' } },
     body: { password: 'pw-secret', refresh_token: 'rt-secret', access_token: 'at-secret' },
     current_password: 'current-secret',
     new_password: 'new-secret'
@@ -47,7 +48,7 @@ t.test('the server logger redacts credentials wherever a log call puts them', as
   const log = lines.join('')
   t.match(log, /a careless log call/)
   t.match(log, /kept/, 'harmless fields stay')
-  for (const secret of ['header-secret', 'cookie-secret', 'pw-secret', 'rt-secret', 'at-secret', 'current-secret', 'new-secret']) {
+  for (const secret of ['header-secret', 'nested-header-secret', 'cookie-secret', 'pw-secret', 'rt-secret', 'at-secret', 'current-secret', 'new-secret']) {
     t.notOk(log.includes(secret), `${secret} is redacted`)
   }
 })
