@@ -1,7 +1,6 @@
 import createError from '@fastify/error'
 
 // Every error a client can see is made here, once, with a stable code.
-export const InvalidRequestError = createError('INVALID_REQUEST', '%s', 400)
 export const InvalidCredentialsError = createError('INVALID_CREDENTIALS', 'Invalid email or password', 401)
 export const InvalidTokenError = createError('INVALID_TOKEN', 'The access token is invalid, expired or revoked', 401)
 // Same code, but RFC 6750 §3.1: a request with no credentials gets no error attribute in WWW-Authenticate.
@@ -9,13 +8,11 @@ export const MissingTokenError = createError('INVALID_TOKEN', 'An access token i
 export const WrongPasswordError = createError('INVALID_CREDENTIALS', 'The password is incorrect', 401)
 export const EmailTakenError = createError('EMAIL_TAKEN', 'An account with this email already exists', 409)
 export const SessionNotFoundError = createError('SESSION_NOT_FOUND', 'Session not found', 404)
-export const ServiceUnavailableError = createError('SERVICE_UNAVAILABLE', 'A backing service is unavailable; retry shortly', 503)
 export const ServiceBusyError = createError('SERVICE_BUSY', 'The server is busy; retry shortly', 503)
 export const RateLimitedError = createError('RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429)
 
 /** The errors whose code and message a client sees as they are (the error handler masks the rest). */
 export const clientErrors = {
-  InvalidRequestError,
   InvalidCredentialsError,
   InvalidTokenError,
   MissingTokenError,

@@ -17,7 +17,6 @@ export const UserSchema = Type.Object({
   name: Type.Union([Type.String(), Type.Null()]),
   created_at: Type.String({ format: 'date-time' })
 }, { $id: 'User', additionalProperties: false })
-export type UserBody = Static<typeof UserSchema>
 
 export const TokenResponseSchema = Type.Object({
   access_token: Type.String(),

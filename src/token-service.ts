@@ -121,7 +121,7 @@ export function createTokenService ({ config, accessJwt, refreshJwt, accessKid }
     }
   }
 
-  return { issueAccessToken, issueRefreshToken, verifyAccessToken, verifyRefreshToken, tokenResponse }
+  return { verifyAccessToken, verifyRefreshToken, tokenResponse }
 }
 
 export type TokenService = ReturnType<typeof createTokenService>
