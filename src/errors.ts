@@ -31,6 +31,9 @@ export class OAuthError extends Error {
   }
 }
 
+/** The one answer for any unusable refresh token: which check failed is nobody's business. */
+export const invalidGrant = () => new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked')
+
 /** A dependency (PostgreSQL, Redis) failed or timed out: the request must fail closed with 503. */
 export class DependencyError extends Error {
   constructor (readonly dependency: 'postgres' | 'redis', cause: unknown) {

@@ -43,3 +43,7 @@ export const OAuthErrorSchema = Type.Object({
 export const sharedSchemas = [EmailSchema, PasswordSchema, UserSchema, TokenResponseSchema, ErrorSchema, OAuthErrorSchema]
 
 export const errorResponse = (description: string) => Type.Ref(ErrorSchema, { description })
+
+/** OpenAPI `security` of a route that needs an access token, and of a public one. */
+export const BEARER_SECURITY = [{ bearerAuth: [] }]
+export const PUBLIC_SECURITY: Array<Record<string, string[]>> = []

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { JWT } from '@fastify/jwt'
 import type { Config } from './config.js'
-import { InvalidTokenError, OAuthError } from './errors.js'
+import { InvalidTokenError, invalidGrant } from './errors.js'
 import type { TokenResponse } from './schemas.js'
 
 export const ACCESS_TOKEN_TYP = 'at+jwt'
@@ -103,7 +103,7 @@ export function createTokenService ({ config, accessJwt, refreshJwt, accessKid }
       }
       return payload
     } catch {
-      throw new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked')
+      throw invalidGrant()
     }
   }
 

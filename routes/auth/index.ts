@@ -3,12 +3,10 @@ import formbody from '@fastify/formbody'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { toUserBody } from '../../src/entities/user.js'
-import { InvalidCredentialsError, OAuthError, SessionNotFoundError, WrongPasswordError } from '../../src/errors.js'
-import { EmailSchema, OAuthErrorSchema, PasswordSchema, TokenResponseSchema, UserSchema, errorResponse } from '../../src/schemas.js'
+import { InvalidCredentialsError, OAuthError, SessionNotFoundError, WrongPasswordError, invalidGrant } from '../../src/errors.js'
+import { BEARER_SECURITY, EmailSchema, OAuthErrorSchema, PasswordSchema, PUBLIC_SECURITY, TokenResponseSchema, UserSchema, errorResponse } from '../../src/schemas.js'
 import { handleError } from '../../plugins/errors.js'
 
-const BEARER = [{ bearerAuth: [] }]
-const PUBLIC: Array<Record<string, string[]>> = []
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' }
 
 function clientOf (request: FastifyRequest) {
@@ -34,7 +32,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     schema: {
       tags: ['auth'],
       summary: 'Create an account',
-      security: PUBLIC,
+      security: PUBLIC_SECURITY,
       body: Type.Object({
         email: Type.Ref(EmailSchema),
         password: Type.Ref(PasswordSchema),
@@ -61,7 +59,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     schema: {
       tags: ['auth'],
       summary: 'Exchange email and password for a token pair',
-      security: PUBLIC,
+      security: PUBLIC_SECURITY,
       body: Type.Object({
         email: Type.Ref(EmailSchema),
         // Any length up to the maximum: a login must not reveal the password policy.
@@ -94,7 +92,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         tags: ['auth'],
         summary: 'Rotate a refresh token (RFC 6749 §6)',
         description: 'The presented refresh token is spent and a new pair is returned. Presenting a spent token again revokes its session, except within the reuse interval, where the same successor is returned.',
-        security: PUBLIC,
+        security: PUBLIC_SECURITY,
         consumes: ['application/json', 'application/x-www-form-urlencoded'],
         body: Type.Object({
           refresh_token: Type.String({ minLength: 1, maxLength: 4096 }),
@@ -117,11 +115,11 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     }, async function refresh (request, reply) {
       const claims = tokens.verifyRefreshToken(request.body.refresh_token)
       const user = await users.findById(claims.sub)
-      if (!user) throw new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked')
+      if (!user) throw invalidGrant()
       const result = await tokenStore.rotate({ userId: claims.sub, sid: claims.sid, jti: claims.jti, nextJti: randomUUID(), now: Date.now(), ...clientOf(request) })
       if (result.outcome === 'reuse') request.log.warn({ userId: claims.sub, sid: claims.sid }, 'refresh token reuse: session revoked')
       if (result.outcome !== 'rotated' && result.outcome !== 'grace') {
-        throw new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked')
+        throw invalidGrant()
       }
       reply.headers(NO_STORE)
       return tokens.tokenResponse({ userId: user.id, sid: claims.sid, roles: user.roles, refreshJti: result.jti, sessionExpiresAt: result.expiresAt })
@@ -135,7 +133,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       tags: ['auth'],
       summary: 'End the current session',
       description: 'Its refresh token leaves the allowlist and its access tokens stop working. A refresh_token of another of your sessions in the body ends that one too; an invalid one is ignored (RFC 7009 §2.2).',
-      security: BEARER,
+      security: BEARER_SECURITY,
       'x-body-optional': true,
       body: Type.Object({ refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })) }, { additionalProperties: false }),
       response: {
@@ -162,7 +160,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     schema: {
       tags: ['auth'],
       summary: 'End every session of the user',
-      security: BEARER,
+      security: BEARER_SECURITY,
       response: {
         204: Type.Null({ description: 'Every session ended' }),
         401: errorResponse('Missing, invalid or revoked access token'),
@@ -179,7 +177,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     schema: {
       tags: ['auth'],
       summary: 'List the live sessions of the user, newest first',
-      security: BEARER,
+      security: BEARER_SECURITY,
       response: {
         200: Type.Array(Type.Object({
           id: Type.String({ format: 'uuid' }),
@@ -213,7 +211,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     schema: {
       tags: ['auth'],
       summary: 'End one session of the user',
-      security: BEARER,
+      security: BEARER_SECURITY,
       params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
       response: {
         204: Type.Null({ description: 'Session ended' }),
@@ -234,7 +232,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     schema: {
       tags: ['auth'],
       summary: 'Change the password; every other session ends',
-      security: BEARER,
+      security: BEARER_SECURITY,
       body: Type.Object({
         current_password: Type.String({ minLength: 1, maxLength: 128 }),
         new_password: Type.Ref(PasswordSchema)

@@ -1,9 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toUserBody } from '../../src/entities/user.js'
 import { InvalidTokenError, WrongPasswordError } from '../../src/errors.js'
-import { UserSchema, errorResponse } from '../../src/schemas.js'
-
-const BEARER = [{ bearerAuth: [] }]
+import { BEARER_SECURITY, UserSchema, errorResponse } from '../../src/schemas.js'
 
 const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fastify) {
   const { users, tokenStore, passwords } = fastify
@@ -13,7 +11,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fasti
     schema: {
       tags: ['users'],
       summary: 'The signed-in user',
-      security: BEARER,
+      security: BEARER_SECURITY,
       response: {
         200: Type.Ref(UserSchema),
         401: errorResponse('Missing, invalid or revoked access token'),
@@ -31,7 +29,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fasti
     schema: {
       tags: ['users'],
       summary: 'Delete the account and end all its sessions',
-      security: BEARER,
+      security: BEARER_SECURITY,
       body: Type.Object({ password: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }),
       response: {
         204: Type.Null({ description: 'Account deleted' }),
