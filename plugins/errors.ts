@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { DependencyError, InvalidTokenError, OAuthError, clientErrors } from '../src/errors.js'
+import { DependencyError, OAuthError, bearerChallenge, clientErrors } from '../src/errors.js'
 
 const OWN_CODES = new Set<string>(Object.values(clientErrors).map(E => new E().code))
 // Codes for the 4xx errors Fastify and its plugins raise, so no library code reaches a client.
@@ -44,10 +44,7 @@ export function handleError (error: FastifyError, request: FastifyRequest, reply
     if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
     return reply.code(status).send({ statusCode: status, code: status === 503 ? 'SERVICE_UNAVAILABLE' : 'INTERNAL_ERROR', error: statusText(status), message: 'Something went wrong' })
   }
-  // constructor, not instanceof: @fastify/error matches instanceof by code, and MissingTokenError shares it.
-  if (status === 401) {
-    reply.header('www-authenticate', error.constructor === InvalidTokenError ? 'Bearer realm="tollgate", error="invalid_token"' : 'Bearer realm="tollgate"')
-  }
+  if (status === 401) reply.header('www-authenticate', bearerChallenge(error))
   const own = error.code !== undefined && OWN_CODES.has(error.code)
   const code = own ? error.code : CODE_BY_STATUS[status] ?? 'INVALID_REQUEST'
   // Validation messages name the field and rule ("body/email must match format"), which helps clients.

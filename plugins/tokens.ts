@@ -2,7 +2,9 @@ import fastifyJwt from '@fastify/jwt'
 import fp from 'fastify-plugin'
 import type { Config } from '../src/config.js'
 import type { KeyMaterial, PublicJwk } from '../src/keys.js'
-import { ACCESS_TOKEN_TYP, LEEWAY_SECONDS, REFRESH_TOKEN_TYP, createTokenService, type TokenService } from '../src/token-service.js'
+import { ACCESS_TOKEN_TYP, createAccessTokenVerifier } from '../src/access-token-verifier.js'
+import { LEEWAY_SECONDS } from '../src/jwt-checks.js'
+import { REFRESH_TOKEN_TYP, createTokenService, type TokenService } from '../src/token-service.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -23,13 +25,14 @@ export interface TokensPluginOptions {
 }
 
 // @fastify/jwt takes expiresIn in seconds; fast-jwt takes clockTolerance in milliseconds.
-// Claims fast-jwt must find before anything else is checked (RFC 9068 §2.2, RFC 8725 §3.9).
-const ACCESS_REQUIRED = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'client_id', 'sid']
+// Claims fast-jwt must find before anything else is checked (RFC 8725 §3.9).
 const REFRESH_REQUIRED = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid']
 
 /**
  * Two @fastify/jwt namespaces, one per token type, each with its own key, pinned algorithm, typ
  * and audience, so an access token can never pass as a refresh token or the other way round.
+ * Access tokens are signed here and verified by src/access-token-verifier.ts, which apps that only
+ * verify use too (plugins/verify-only.ts).
  */
 export default fp(async function tokensPlugin (fastify, { config, keys }: TokensPluginOptions) {
   const access = keys.access
@@ -41,17 +44,8 @@ export default fp(async function tokensPlugin (fastify, { config, keys }: Tokens
     decoratorName: 'accessTokenClaims',
     secret: access.alg === 'EdDSA' ? { private: access.privateKey, public: access.publicKey } : access.secret,
     sign: { algorithm: access.alg, kid: access.kid, header: { alg: access.alg, typ: ACCESS_TOKEN_TYP }, iss: config.JWT_ISSUER, aud: config.JWT_AUDIENCE, expiresIn: config.ACCESS_TOKEN_TTL },
-    verify: {
-      algorithms: [access.alg],
-      checkTyp: ACCESS_TOKEN_TYP,
-      allowedIss: config.JWT_ISSUER,
-      allowedAud: config.JWT_AUDIENCE,
-      requiredClaims: ACCESS_REQUIRED,
-      clockTolerance: leeway,
-      complete: true,
-      // Verified tokens are cached by hash; revocation is checked separately on every request.
-      cache: 10_000
-    }
+    // Unused (see createAccessTokenVerifier below), but pinned all the same.
+    verify: { algorithms: [access.alg] }
   })
   await fastify.register(fastifyJwt, {
     namespace: 'refresh',
@@ -73,7 +67,14 @@ export default fp(async function tokensPlugin (fastify, { config, keys }: Tokens
     config,
     accessJwt: fastify.jwt.access,
     refreshJwt: fastify.jwt.refresh,
-    accessKid: access.kid
+    verifyAccessToken: createAccessTokenVerifier({
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      keys: [access.alg === 'EdDSA'
+        ? { alg: 'EdDSA', kid: access.kid, publicKey: access.publicKey }
+        : { alg: 'HS256', kid: access.kid, secret: access.secret }],
+      maxLifetime: config.ACCESS_TOKEN_TTL
+    })
   }))
   // Only public keys are ever published; an HS256 deployment publishes none.
   fastify.decorate('jwks', { keys: access.alg === 'EdDSA' ? [access.publicJwk] : [] })

@@ -49,7 +49,7 @@ export default async function buildApp (fastify: FastifyInstance, { config }: Ap
   // 4. Tokens, their store, and the authenticate hook built on both.
   await fastify.register(tokensPlugin, { config, keys })
   await fastify.register(tokenStorePlugin)
-  await fastify.register(authPlugin)
+  await fastify.register(authPlugin, { verifyAccessToken: fastify.tokens.verifyAccessToken, isAccessAllowed: fastify.tokenStore.isAccessAllowed })
 
   // 5. Docs, registered before the routes so it sees them all.
   await fastify.register(swaggerPlugin)

@@ -11,6 +11,14 @@ export const SessionNotFoundError = createError('SESSION_NOT_FOUND', 'Session no
 export const ServiceBusyError = createError('SERVICE_BUSY', 'The server is busy; retry shortly', 503)
 export const RateLimitedError = createError('RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429)
 
+/** RFC 6750 §3: the WWW-Authenticate challenge of a 401; `error` only when a token was presented. */
+export function bearerChallenge (error: unknown): string {
+  // constructor, not instanceof: @fastify/error matches instanceof by code, and MissingTokenError shares it.
+  return (error as Error | undefined)?.constructor === InvalidTokenError
+    ? 'Bearer realm="tollgate", error="invalid_token"'
+    : 'Bearer realm="tollgate"'
+}
+
 /** The errors whose code and message a client sees as they are (the error handler masks the rest). */
 export const clientErrors = {
   InvalidCredentialsError,
@@ -36,6 +44,9 @@ export const invalidGrant = () => new OAuthError('invalid_grant', 'The refresh t
 
 /** A dependency (PostgreSQL, Redis) failed or timed out: the request must fail closed with 503. */
 export class DependencyError extends Error {
+  // So that any error handler, also an embedding app's own, answers 503 and never 500 or 200.
+  readonly statusCode = 503
+  readonly code = 'SERVICE_UNAVAILABLE'
   constructor (readonly dependency: 'postgres' | 'redis', cause: unknown) {
     super(`${dependency} unavailable`, { cause })
     this.name = 'DependencyError'

@@ -132,6 +132,35 @@ interface TollgateCommands {
   tollgateListSessions (...args: Array<string | number>): Promise<string[][]>
 }
 
+/**
+ * The revocation check of every authenticated request, in one round trip: the session is live, the
+ * access jti not revoked, and the token issued after the user's not-before. Read-only, so an app
+ * that only verifies tokens (plugins/verify-only.ts) runs it against the Tollgate server's Redis.
+ */
+export function createRedisAccessCheck ({ redis, prefix }: { redis: Redis, prefix: string }): TokenStore['isAccessAllowed'] {
+  const r = withScripts(redis, [['tollgateIsAccessAllowed', IS_ACCESS_ALLOWED, 3]])
+  return async function isAccessAllowed (a) {
+    const base = `${prefix}:{${a.userId}}`
+    return await call(() => r.tollgateIsAccessAllowed(`${base}:s:${a.sid}`, `${base}:nbf`, `${base}:at-revoked:${a.jti}`, a.now, a.iat)) === 1
+  }
+}
+
+function withScripts (redis: Redis, scripts: Array<[keyof TollgateCommands, string, number]>): Redis & TollgateCommands {
+  for (const [name, lua, numberOfKeys] of scripts) {
+    if (!(name in redis)) redis.defineCommand(name, { lua, numberOfKeys })
+  }
+  return redis as unknown as Redis & TollgateCommands
+}
+
+// Any Redis failure (down, hung, timed out) becomes a 503: revocation fails closed.
+async function call<T> (run: () => Promise<T>): Promise<T> {
+  try {
+    return await run()
+  } catch (err) {
+    throw new DependencyError('redis', err)
+  }
+}
+
 export interface RedisTokenStoreOptions extends TokenStoreOptions {
   redis: Redis
   prefix: string
@@ -140,28 +169,14 @@ export interface RedisTokenStoreOptions extends TokenStoreOptions {
 }
 
 export function createRedisTokenStore ({ redis, prefix, idleTtl, reuseInterval, absoluteTtl }: RedisTokenStoreOptions): TokenStore {
-  const scripts: Array<[keyof TollgateCommands, string, number]> = [
+  const r = withScripts(redis, [
     ['tollgateCreateSession', CREATE_SESSION, 0],
     ['tollgateRotate', ROTATE, 0],
-    ['tollgateIsAccessAllowed', IS_ACCESS_ALLOWED, 3],
     ['tollgateEndSession', END_SESSION, 0],
     ['tollgateEndSessions', END_SESSIONS, 0],
     ['tollgateListSessions', LIST_SESSIONS, 0]
-  ]
-  for (const [name, lua, numberOfKeys] of scripts) {
-    if (!(name in redis)) redis.defineCommand(name, { lua, numberOfKeys })
-  }
-  const r = redis as unknown as Redis & TollgateCommands
+  ])
   const base = (userId: string) => `${prefix}:{${userId}}`
-
-  // Any Redis failure (down, hung, timed out) becomes a 503: revocation fails closed.
-  async function call<T> (run: () => Promise<T>): Promise<T> {
-    try {
-      return await run()
-    } catch (err) {
-      throw new DependencyError('redis', err)
-    }
-  }
 
   return {
     kind: 'redis',
@@ -182,10 +197,7 @@ export function createRedisTokenStore ({ redis, prefix, idleTtl, reuseInterval, 
       return { outcome: outcome as 'reuse' | 'unknown' | 'expired' }
     },
 
-    isAccessAllowed: async (a) => {
-      const b = base(a.userId)
-      return await call(() => r.tollgateIsAccessAllowed(`${b}:s:${a.sid}`, `${b}:nbf`, `${b}:at-revoked:${a.jti}`, a.now, a.iat)) === 1
-    },
+    isAccessAllowed: createRedisAccessCheck({ redis, prefix }),
 
     endSession: async (e) => await call(() => r.tollgateEndSession(
       base(e.userId), e.sid, e.accessJti ?? '', e.accessExpiresAt ?? 0

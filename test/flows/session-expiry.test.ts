@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { bearer, claimsOf, login, registerAndLogin } from '../helper.js'
-import { buildWithStore, expectAllowlist, expectRefreshRejected, expectRefreshWorks, sidOf, userKey } from './support.js'
+import { buildWithStore, expectAccessRevoked, expectAccessWorks, expectAllowlist, expectRefreshRejected, expectRefreshWorks, sidOf, userKey } from './support.js'
 
 const TTL_SECONDS = 60
 const MARGIN_MS = 1500
@@ -23,17 +23,25 @@ t.test('expired sessions: refresh is invalid_grant, and the next login prunes th
   const b = await registerAndLogin(idle.app)
   await expectAllowlist(t, absolute.store, a.userId, [aUsed.refresh_token, aUnused.refresh_token], 'absolute: two sessions')
   await expectAllowlist(t, idle.store, b.userId, [b.tokens.refresh_token], 'idle: one session')
+  // An access token verified (and so cached) now, whose session is kept live past the token's end.
+  const c = await registerAndLogin(idle.app)
+  await expectAccessWorks(t, idle.app, c.tokens.access_token, c.userId, 'verifier: a fresh access token')
 
   // Halfway: a later session, which is still live at the end (and keeps the user's keys alive).
   await sleep(started + TTL_SECONDS * 500 - Date.now())
   const aLater = await login(absolute.app, a.email, a.password)
   await expectAllowlist(t, absolute.store, a.userId, [aUsed.refresh_token, aUnused.refresh_token, aLater.refresh_token], 'absolute: three sessions')
+  const cRotated = await expectRefreshWorks(t, idle.app, c.tokens.refresh_token, 'verifier: the session is used', LIFETIMES)
 
   await sleep(started + TTL_SECONDS * 1000 + MARGIN_MS - Date.now())
 
   // The refresh tokens are still within the verifier's 30 s leeway: the store is what rejects them.
   await expectRefreshRejected(t, absolute.app, aUsed.refresh_token, 'absolute: the rotated session after its lifetime')
   await expectRefreshRejected(t, idle.app, b.tokens.refresh_token, 'idle: the session after its idle timeout')
+  // 30 s lifetime + 30 s leeway are over: the verifier refuses the token it once accepted, while the
+  // store would still allow its session.
+  await expectAccessRevoked(t, idle.app, c.tokens.access_token, 'verifier: the cached token after exp + leeway')
+  await expectAccessWorks(t, idle.app, cRotated.access_token, c.userId, 'verifier: its session is live')
 
   // A login prunes the user's expired sessions: only live jtis remain.
   const aNext = await login(absolute.app, a.email, a.password)
