@@ -1,0 +1,122 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import t from 'tap'
+import { REDIS_CLIENT_OPTIONS } from '../../plugins/redis.js'
+import verifyOnly from '../../plugins/verify-only.js'
+import { closedPort, headerOf, INVALID_TOKEN_CHALLENGE } from '../fixtures.js'
+import { REDIS_URL, bearer, build, claimsOf, registerAndLogin, testKeys, type TestApp, type TestContext } from '../helper.js'
+
+// Another Fastify app, with none of Tollgate's plugins, that protects its own route with the plugin
+// in verify-only mode: the server's JWKS and Redis, nothing else.
+
+async function jwksOf (...servers: TestApp[]): Promise<{ keys: unknown[] }> {
+  const keys = []
+  for (const server of servers) keys.push(...(await server.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json().keys)
+  return { keys }
+}
+
+async function redisFor (t: TestContext, url = REDIS_URL): Promise<Redis> {
+  const redis = new Redis(url, REDIS_CLIENT_OPTIONS)
+  redis.on('error', () => { /* the 503 test expects a dead server */ })
+  t.teardown(() => redis.disconnect())
+  await redis.connect().catch(() => {})
+  return redis
+}
+
+async function hostApp (t: TestContext, server: TestApp, options: { jwks?: { keys: unknown[] }, redis?: Redis } = {}): Promise<FastifyInstance> {
+  const host = Fastify()
+  t.teardown(() => host.close())
+  await host.register(verifyOnly, {
+    jwks: options.jwks ?? await jwksOf(server),
+    redis: options.redis ?? await redisFor(t),
+    issuer: server.config.JWT_ISSUER,
+    audience: server.config.JWT_AUDIENCE,
+    redisKeyPrefix: server.config.REDIS_KEY_PREFIX,
+    maxTokenLifetime: server.config.ACCESS_TOKEN_TTL
+  })
+  host.get('/orders', { onRequest: [host.authenticate] }, async (request) => request.user)
+  await host.ready()
+  return host
+}
+
+const orders = (host: FastifyInstance, headers: Record<string, string> = {}) => host.inject({ method: 'GET', url: '/orders', headers })
+
+t.test('a token the server issued opens the other app\'s route, with the user on the request', async t => {
+  const server = await build(t)
+  const host = await hostApp(t, server)
+  const { userId, tokens } = await registerAndLogin(server)
+  const res = await orders(host, bearer(tokens.access_token))
+  t.equal(res.statusCode, 200)
+  const claims = claimsOf(tokens.access_token)
+  t.same(res.json(), { id: userId, sid: claims.sid, jti: claims.jti, roles: [], exp: claims.exp })
+})
+
+t.test('no token, a malformed one or a refresh token: 401 with the Bearer challenge', async t => {
+  const server = await build(t)
+  const host = await hostApp(t, server)
+  const { tokens } = await registerAndLogin(server)
+
+  const missing = await orders(host)
+  t.equal(missing.statusCode, 401)
+  t.equal(missing.headers['www-authenticate'], 'Bearer realm="tollgate"')
+  t.equal(missing.json().code, 'INVALID_TOKEN')
+
+  const rejected: Array<[string, string]> = [['garbage', 'Bearer not-a-token'], ['a refresh token', `Bearer ${tokens.refresh_token}`], ['Basic', 'Basic dXNlcjpwdw==']]
+  for (const [name, authorization] of rejected) {
+    const res = await orders(host, { authorization })
+    t.equal(res.statusCode, 401, name)
+    t.equal(res.headers['www-authenticate'], INVALID_TOKEN_CHALLENGE, name)
+    t.equal(res.json().code, 'INVALID_TOKEN', name)
+  }
+})
+
+t.test('logout and logout-all on the server revoke the token at the other app at once', async t => {
+  const server = await build(t)
+  const host = await hostApp(t, server)
+  const first = await registerAndLogin(server)
+  const second = await registerAndLogin(server, { email: `x-${first.email}` })
+  const secondAgain = (await server.inject({ method: 'POST', url: '/auth/login', payload: { email: second.email, password: second.password } })).json()
+
+  t.equal((await orders(host, bearer(first.tokens.access_token))).statusCode, 200, 'before logout')
+  t.equal((await server.inject({ method: 'POST', url: '/auth/logout', headers: bearer(first.tokens.access_token) })).statusCode, 204)
+  t.equal((await orders(host, bearer(first.tokens.access_token))).statusCode, 401, 'after logout')
+
+  t.equal((await orders(host, bearer(second.tokens.access_token))).statusCode, 200, 'another user: untouched')
+  t.equal((await orders(host, bearer(secondAgain.access_token))).statusCode, 200, 'second session: before logout-all')
+  t.equal((await server.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(secondAgain.access_token) })).statusCode, 204)
+  t.equal((await orders(host, bearer(second.tokens.access_token))).statusCode, 401, 'after logout-all: first session')
+  t.equal((await orders(host, bearer(secondAgain.access_token))).statusCode, 401, 'after logout-all: second session')
+})
+
+t.test('every key in the JWKS verifies (rotation by kid); a key not in it does not', async t => {
+  const oldServer = await build(t)
+  // Same Redis prefix: the new key's server shares the old one's sessions store, as after a rotation.
+  const newServer = await build(t, { keys: testKeys(), config: { REDIS_KEY_PREFIX: oldServer.config.REDIS_KEY_PREFIX } })
+  const oldToken = (await registerAndLogin(oldServer)).tokens.access_token
+  const newToken = (await registerAndLogin(newServer)).tokens.access_token
+  t.not(headerOf(oldToken).kid, headerOf(newToken).kid, 'two keys')
+
+  const both = await hostApp(t, newServer, { jwks: await jwksOf(newServer, oldServer) })
+  t.equal((await orders(both, bearer(oldToken))).statusCode, 200, 'old key, still published')
+  t.equal((await orders(both, bearer(newToken))).statusCode, 200, 'new key')
+
+  const newOnly = await hostApp(t, newServer, { jwks: await jwksOf(newServer) })
+  t.equal((await orders(newOnly, bearer(oldToken))).statusCode, 401, 'old key, withdrawn')
+  t.equal((await orders(newOnly, bearer(newToken))).statusCode, 200)
+})
+
+t.test('Redis unreachable: 503 through the other app\'s own error handler, never 200', async t => {
+  const server = await build(t)
+  const { tokens } = await registerAndLogin(server)
+  const host = await hostApp(t, server, { redis: await redisFor(t, `redis://127.0.0.1:${await closedPort()}`) })
+  const res = await orders(host, bearer(tokens.access_token))
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'SERVICE_UNAVAILABLE')
+})
+
+t.test('a JWKS with a key Tollgate cannot have signed with is refused at boot', async t => {
+  const server = await build(t)
+  const rsa = { kty: 'RSA', kid: 'r1', n: 'AQAB', e: 'AQAB' }
+  await t.rejects(hostApp(t, server, { jwks: { keys: [rsa] } }), /unsupported JWK/)
+  await t.rejects(hostApp(t, server, { jwks: { keys: [] } }), /no verification keys/)
+})
