@@ -2,15 +2,22 @@
  * A benchmark server, run by bench/run.ts in its own process (never by hand): it waits for a
  * `start` message, listens on 127.0.0.1 on a free port and reports it, answers `memory`, and
  * closes on `close` or when the harness goes away.
- *   hello    — bare Fastify with one route: the ceiling.
- *   tollgate — Tollgate's app (buildApp, serverOptions, loadConfig) plus GET /bench/whoami behind
- *              app.authenticate, as an app embedding the plugin sees it.
+ *   hello       — bare Fastify with one route: the ceiling.
+ *   verify-only — the same bare Fastify app plus Tollgate's verify-only plugin (the Tollgate
+ *                 server's public key and Redis) and GET /bench/whoami behind app.authenticate:
+ *                 what authentication alone costs another app.
+ *   tollgate    — Tollgate's whole app (buildApp, serverOptions, loadConfig) plus GET /bench/whoami
+ *                 behind app.authenticate, registered without encapsulation as an embedding app would.
  */
 import { readFile } from 'node:fs/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { Redis } from 'ioredis'
+import { REDIS_CLIENT_OPTIONS } from '../plugins/redis.js'
+import verifyOnly from '../plugins/verify-only.js'
 import buildApp from '../src/app.js'
 import { loadConfig } from '../src/config.js'
+import { loadKeys } from '../src/keys.js'
 import { serverOptions } from '../src/server-options.js'
 import type { FromServer, MemorySample, ToServer } from './lib/protocol.js'
 
@@ -27,7 +34,30 @@ async function buildHello (): Promise<FastifyInstance> {
   return hello
 }
 
-async function buildTollgate (input: NonNullable<Extract<ToServer, { type: 'start' }>['config']>): Promise<FastifyInstance> {
+type StartConfig = NonNullable<Extract<ToServer, { type: 'start' }>['config']>
+
+async function buildVerifyOnly (input: StartConfig): Promise<FastifyInstance> {
+  const config = loadConfig({ ...input, LOG_LEVEL: 'silent' })
+  const { access } = await loadKeys(config)
+  if (access.alg !== 'EdDSA' || !config.REDIS_URL) throw new Error('verify-only mode needs an Ed25519 key and REDIS_URL')
+  const redis = new Redis(config.REDIS_URL, REDIS_CLIENT_OPTIONS)
+  await redis.connect()
+  // The same Fastify options as hello, so the difference is the plugin.
+  const host = Fastify({ logger: false })
+  host.addHook('onClose', async () => { redis.disconnect() })
+  await host.register(verifyOnly, {
+    jwks: { keys: [access.publicJwk] },
+    redis,
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    redisKeyPrefix: config.REDIS_KEY_PREFIX,
+    maxTokenLifetime: config.ACCESS_TOKEN_TTL
+  })
+  host.get('/bench/whoami', { onRequest: [host.authenticate] }, async (request) => request.user)
+  return host
+}
+
+async function buildTollgate (input: StartConfig): Promise<FastifyInstance> {
   // BENCH_LOG_LEVEL=error shows, e.g., which dependency a 503 came from.
   const config = loadConfig({ ...input, HOST: '127.0.0.1', PORT: 0, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent' })
   const server = Fastify(serverOptions(config))
@@ -76,7 +106,9 @@ process.on('message', (message: ToServer) => {
   (async () => {
     try {
       if (message.type === 'start') {
-        app = message.mode === 'hello' ? await buildHello() : await buildTollgate(message.config ?? {})
+        app = message.mode === 'hello'
+          ? await buildHello()
+          : message.mode === 'verify-only' ? await buildVerifyOnly(message.config ?? {}) : await buildTollgate(message.config ?? {})
         await app.listen({ host: '127.0.0.1', port: 0 })
         const address = app.server.address()
         if (!address || typeof address === 'string') throw new Error('no TCP address')

@@ -1,7 +1,7 @@
 import type { ConfigInput } from '../../src/config.js'
 
 /** Messages between the harness and its children (Node IPC, JSON-serialised). */
-export type ServerMode = 'hello' | 'tollgate'
+export type ServerMode = 'hello' | 'verify-only' | 'tollgate'
 
 export type ToServer =
   | { type: 'start', mode: ServerMode, config?: ConfigInput }
