@@ -39,7 +39,7 @@ import type { Redis } from 'ioredis'
 import type { ConfigInput } from '../src/config.js'
 import { killAll, stopAll, stopChild } from './lib/children.js'
 import { PASSWORD, inParallel, login, register } from './lib/http.js'
-import { RefreshPool, bearerRotation, load, problemsOf, type Budget, type LoadRequest, type Measurement, type RefreshSession } from './lib/load.js'
+import { RefreshPool, bearerRequests, load, problemsOf, type Budget, type LoadRequest, type Measurement, type RefreshSession } from './lib/load.js'
 import { cpuBetween, cpuSnapshot } from './lib/machine.js'
 import { formatProfile, nowUs, summariseProfile, type ProfileSummary } from './lib/profile.js'
 import { collectProfile, quiesce, runVerifier, serverMemory, startServer, startVerifier, type ServerHandle } from './lib/servers.js'
@@ -189,11 +189,11 @@ async function rssPhase (config: ConfigInput, tokens: string[], loaded: ServerHa
   const { first, total } = settings.memory
   const server = await startServer({ name: 'memory', mode: 'tollgate', root: ROOT, config, nodeFlags: ['--expose-gc'] })
   try {
-    const request: LoadRequest = { method: 'GET', path: '/bench/whoami', setupRequest: bearerRotation(tokens) }
-    const m1 = await load(server, [request], { amount: first }, settings.connections)
+    const requests = bearerRequests('/bench/whoami', tokens)
+    const m1 = await load(server, requests, { amount: first }, settings.connections)
     await new Promise(resolve => setTimeout(resolve, 500))
     const at10k = await serverMemory(server)
-    const m2 = await load(server, [request], { amount: total - first }, settings.connections)
+    const m2 = await load(server, requests, { amount: total - first }, settings.connections)
     await new Promise(resolve => setTimeout(resolve, 500))
     const at100k = await serverMemory(server)
     const growth = (at100k.rss - at10k.rss) / at10k.rss
@@ -421,8 +421,8 @@ async function main (): Promise<number> {
     switch (base) {
       case 'a': return load(server, [{ method: 'GET', path: '/' }], budget, c)
       case 'b':
-      case 'b+': return load(server, [{ method: 'GET', path: '/bench/whoami', setupRequest: bearerRotation(tokens) }], budget, c)
-      case "b'": return load(server, [{ method: 'GET', path: '/users/me', setupRequest: bearerRotation(tokens) }], budget, c)
+      case 'b+': return load(server, bearerRequests('/bench/whoami', tokens), budget, c)
+      case "b'": return load(server, bearerRequests('/users/me', tokens), budget, c)
       case 'c': {
         const m = await load(server, [refreshPool.request()], budget, c)
         await refreshPool.recover(server.port)
