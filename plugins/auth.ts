@@ -41,21 +41,17 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i
  * unit: the server and plugins/verify-only.ts each hand it their verifier and revocation check.
  */
 export default fp(async function authPlugin (fastify, { verifyAccessToken, isAccessAllowed }: AuthPluginOptions) {
-  async function authenticated (request: FastifyRequest): Promise<AuthenticatedUser> {
-    const header = request.headers.authorization
-    if (!header) throw new MissingTokenError()
-    const match = BEARER.exec(header)
-    if (!match) throw new InvalidTokenError()
-    const claims = verifyAccessToken(match[1] as string)
-    const allowed = await isAccessAllowed({ userId: claims.sub, sid: claims.sid, jti: claims.jti, iat: claims.iat, now: Date.now() })
-    if (!allowed) throw new InvalidTokenError()
-    return { id: claims.sub, sid: claims.sid, jti: claims.jti, roles: claims.roles, exp: claims.exp }
-  }
-
   fastify.decorateRequest('user', null as unknown as AuthenticatedUser)
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
     try {
-      request.user = await authenticated(request)
+      const header = request.headers.authorization
+      if (!header) throw new MissingTokenError()
+      const match = BEARER.exec(header)
+      if (!match) throw new InvalidTokenError()
+      const claims = verifyAccessToken(match[1] as string)
+      const allowed = await isAccessAllowed({ userId: claims.sub, sid: claims.sid, jti: claims.jti, iat: claims.iat, now: Date.now() })
+      if (!allowed) throw new InvalidTokenError()
+      request.user = { id: claims.sub, sid: claims.sid, jti: claims.jti, roles: claims.roles, exp: claims.exp }
     } catch (err) {
       // Set here, not only by Tollgate's error handler, so an embedding app's handler sends it too.
       if ((err as { statusCode?: number }).statusCode === 401) reply.header('www-authenticate', bearerChallenge(err))
