@@ -70,12 +70,15 @@ export default fp(async function tokensPlugin (fastify, { config, keys }: Tokens
     verifyAccessToken: createAccessTokenVerifier({
       issuer: config.JWT_ISSUER,
       audience: config.JWT_AUDIENCE,
-      keys: [access.alg === 'EdDSA'
-        ? { alg: 'EdDSA', kid: access.kid, publicKey: access.publicKey }
-        : { alg: 'HS256', kid: access.kid, secret: access.secret }],
+      keys: [
+        access.alg === 'EdDSA'
+          ? { alg: 'EdDSA', kid: access.kid, publicKey: access.publicKey }
+          : { alg: 'HS256', kid: access.kid, secret: access.secret },
+        ...keys.otherPublicKeys.map(key => ({ alg: 'EdDSA' as const, kid: key.kid, publicKey: key.publicKey }))
+      ],
       maxLifetime: config.ACCESS_TOKEN_TTL
     })
   }))
-  // Only public keys are ever published; an HS256 deployment publishes none.
-  fastify.decorate('jwks', { keys: access.alg === 'EdDSA' ? [access.publicJwk] : [] })
+  // Only public keys are ever published; an HS256 deployment publishes none. The signing key first.
+  fastify.decorate('jwks', { keys: access.alg === 'EdDSA' ? [access.publicJwk, ...keys.otherPublicKeys.map(key => key.publicJwk)] : [] })
 }, { name: 'tokens', dependencies: ['config'] })

@@ -1,6 +1,7 @@
 import { createPrivateKey } from 'node:crypto'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { parsePublicKeyPems } from './keys.js'
 
 const Seconds = (def: number, min: number, max: number, description: string) =>
   Type.Integer({ default: def, minimum: min, maximum: max, description: `${description} (seconds)` })
@@ -17,6 +18,7 @@ export const ConfigSchema = Type.Object({
   JWT_AUDIENCE: Type.String({ default: 'tollgate-api', minLength: 1, description: 'the aud of access tokens' }),
   ACCESS_TOKEN_ALG: Type.Union([Type.Literal('EdDSA'), Type.Literal('HS256')], { default: 'EdDSA' }),
   ACCESS_TOKEN_PRIVATE_KEY: Type.Optional(Type.String({ minLength: 1, description: 'an Ed25519 private key in PEM' })),
+  ACCESS_TOKEN_PUBLIC_KEYS: Type.Optional(Type.String({ minLength: 1, description: 'Ed25519 public keys in PEM, one after another' })),
   ACCESS_TOKEN_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'at least 32 characters' })),
   REFRESH_TOKEN_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'at least 32 characters' })),
   ACCESS_TOKEN_TTL: Seconds(600, 30, 86_400, 'access token lifetime'),
@@ -94,6 +96,13 @@ function crossCheck (config: Config): string[] {
   }
   if (config.ACCESS_TOKEN_PRIVATE_KEY && !isEd25519PrivateKey(config.ACCESS_TOKEN_PRIVATE_KEY)) {
     problems.push('ACCESS_TOKEN_PRIVATE_KEY: expected an Ed25519 private key in PEM')
+  }
+  if (config.ACCESS_TOKEN_PUBLIC_KEYS) {
+    if (config.ACCESS_TOKEN_ALG !== 'EdDSA') {
+      problems.push('ACCESS_TOKEN_PUBLIC_KEYS: only used with ACCESS_TOKEN_ALG=EdDSA')
+    } else if (parsePublicKeyPems(config.ACCESS_TOKEN_PUBLIC_KEYS) === null) {
+      problems.push('ACCESS_TOKEN_PUBLIC_KEYS: expected Ed25519 public keys in PEM (-----BEGIN PUBLIC KEY-----), one after another')
+    }
   }
   if (config.ACCESS_TOKEN_SECRET && config.ACCESS_TOKEN_SECRET === config.REFRESH_TOKEN_SECRET) {
     problems.push('REFRESH_TOKEN_SECRET: must differ from ACCESS_TOKEN_SECRET (each token type has its own key)')

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Config } from './config.js'
@@ -9,8 +9,16 @@ export type AccessKey =
 
 export interface PublicJwk { kty: string, crv: string, x: string, kid: string, alg: 'EdDSA', use: 'sig' }
 
+/** An Ed25519 public key that verifies access tokens, with its RFC 7638 thumbprint as kid. */
+export interface PublicKeyMaterial { kid: string, publicKey: string, publicJwk: PublicJwk }
+
 export interface KeyMaterial {
   access: AccessKey
+  /**
+   * Keys that verify access tokens besides the signing key, and are published with it: the previous
+   * key after a rotation (until its tokens expire), or the next one before it signs.
+   */
+  otherPublicKeys: PublicKeyMaterial[]
   refreshSecret: string
   /** Files written on this start (first start of the embedded default). */
   generated: string[]
@@ -54,18 +62,35 @@ export async function loadKeys (config: Config): Promise<KeyMaterial> {
   }
   const refreshSecret = config.REFRESH_TOKEN_SECRET ??
     await keep('refresh-hs256.secret', () => randomBytes(48).toString('base64url'))
-  return { access, refreshSecret, generated }
+  const otherPublicKeys = (parsePublicKeyPems(config.ACCESS_TOKEN_PUBLIC_KEYS ?? '') ?? [])
+    .map(pem => ed25519PublicKey(createPublicKey(pem)))
+    .filter((key, i, all) => key.kid !== access.kid && all.findIndex(k => k.kid === key.kid) === i)
+  return { access, otherPublicKeys, refreshSecret, generated }
+}
+
+const PUBLIC_KEY_PEM = /-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g
+
+/** The Ed25519 public keys (SPKI PEM) in `value`, one after another; null if anything else is there. */
+export function parsePublicKeyPems (value: string): string[] | null {
+  const pems = value.match(PUBLIC_KEY_PEM) ?? []
+  if (value.replace(PUBLIC_KEY_PEM, '').trim() !== '') return null
+  try {
+    return pems.every(pem => createPublicKey(pem).asymmetricKeyType === 'ed25519') ? pems : null
+  } catch {
+    return null
+  }
 }
 
 function ed25519Key (privatePem: string): AccessKey {
-  const publicKeyObject = createPublicKey(createPrivateKey(privatePem))
+  return { alg: 'EdDSA', privateKey: privatePem, ...ed25519PublicKey(createPublicKey(createPrivateKey(privatePem))) }
+}
+
+function ed25519PublicKey (publicKeyObject: KeyObject): PublicKeyMaterial {
   const jwk = publicKeyObject.export({ format: 'jwk' }) as { kty: string, crv: string, x: string }
   // RFC 7638 thumbprint: required members in lexicographic order, no whitespace.
   const kid = createHash('sha256').update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x })).digest('base64url')
   return {
-    alg: 'EdDSA',
     kid,
-    privateKey: privatePem,
     publicKey: publicKeyObject.export({ format: 'pem', type: 'spki' }).toString(),
     publicJwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid, alg: 'EdDSA', use: 'sig' }
   }

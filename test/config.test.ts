@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { ConfigError, loadConfig, type ConfigInput } from '../src/config.js'
@@ -9,6 +9,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const secret = () => randomBytes(32).toString('base64url')
 const rsaPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
 const p256Pem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
+const ed25519PublicPem = () => generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString()
 
 /** The ConfigError that loadConfig throws for `input`, or a failed assertion. */
 function configError (t: Test, input: ConfigInput): ConfigError | undefined {
@@ -75,6 +76,11 @@ t.test('an empty variable means "not set"', async t => {
   t.notOk('REFRESH_TOKEN_SECRET' in config)
 })
 
+t.test('ACCESS_TOKEN_PUBLIC_KEYS takes Ed25519 public keys in PEM, one after another', async t => {
+  const two = `${ed25519PublicPem()}\n${ed25519PublicPem()}\n`
+  t.equal(loadConfig({ ACCESS_TOKEN_PUBLIC_KEYS: two }).ACCESS_TOKEN_PUBLIC_KEYS, two)
+})
+
 t.test('HS256 with its own secret is valid', async t => {
   const config = loadConfig({ ACCESS_TOKEN_ALG: 'HS256', ACCESS_TOKEN_SECRET: secret(), REFRESH_TOKEN_SECRET: secret() })
   t.equal(config.ACCESS_TOKEN_ALG, 'HS256')
@@ -102,6 +108,10 @@ t.test('each bad value throws a ConfigError naming its variable', async t => {
     ['a public key as ACCESS_TOKEN_PRIVATE_KEY', {
       ACCESS_TOKEN_PRIVATE_KEY: generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString()
     }, ['ACCESS_TOKEN_PRIVATE_KEY']],
+    ['an RSA public key in ACCESS_TOKEN_PUBLIC_KEYS', { ACCESS_TOKEN_PUBLIC_KEYS: createPublicKey(rsaPem).export({ format: 'pem', type: 'spki' }).toString() }, ['ACCESS_TOKEN_PUBLIC_KEYS']],
+    ['a private key in ACCESS_TOKEN_PUBLIC_KEYS', { ACCESS_TOKEN_PUBLIC_KEYS: generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() }, ['ACCESS_TOKEN_PUBLIC_KEYS']],
+    ['garbage after a key in ACCESS_TOKEN_PUBLIC_KEYS', { ACCESS_TOKEN_PUBLIC_KEYS: `${ed25519PublicPem()}\nnot a key` }, ['ACCESS_TOKEN_PUBLIC_KEYS']],
+    ['ACCESS_TOKEN_PUBLIC_KEYS with HS256', { ACCESS_TOKEN_ALG: 'HS256', ACCESS_TOKEN_SECRET: 'a'.repeat(40), ACCESS_TOKEN_PUBLIC_KEYS: ed25519PublicPem() }, ['ACCESS_TOKEN_PUBLIC_KEYS']],
     ['DATABASE_URL not postgres://', { DATABASE_URL: 'mysql://localhost/db' }, ['DATABASE_URL']],
     ['REDIS_URL not redis://', { REDIS_URL: 'http://localhost:6379' }, ['REDIS_URL']],
     ['REDIS_KEY_PREFIX with a colon', { REDIS_KEY_PREFIX: 'a:b' }, ['REDIS_KEY_PREFIX']]
