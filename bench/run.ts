@@ -576,7 +576,8 @@ async function main (): Promise<number> {
         const file = await collectProfile(RESULTS_DIR, name, pids.get(name))
         // Only the measured rounds: not boot, setup or warm-up.
         profiles[name] = await summariseProfile(file, 15, measuredWindow)
-        console.log(`\n${formatProfile(`profile of server ${name} during the rounds (${file})`, profiles[name])}`)
+        const served = list.filter(x => x.server?.name === name).reduce((t, x) => t + rounds.reduce((u, r) => u + (r[x.id]?.ok ?? 0), 0), 0)
+        console.log(`\n${formatProfile(`profile of server ${name} during the rounds (${file})`, profiles[name], served)}`)
       } catch (err) {
         console.error(`profile of server ${name}: ${(err as Error).message}`)
       }

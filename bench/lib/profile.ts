@@ -13,7 +13,15 @@ export interface ProfileSummary {
   top: SelfTime[]
   /** Self time grouped by origin: a package under node_modules, node: internals, the project's own code, GC… */
   byOrigin: Array<{ origin: string, ms: number, percent: number }>
+  /**
+   * Self time in the native socket writes (HTTP responses, Redis and PostgreSQL commands). Sampled
+   * wall time: it includes waiting for a core after the write woke the reading process.
+   */
+  socketWritesMs: number
 }
+
+// The native functions under net.Socket writes (libuv write/writev through stream_base).
+const SOCKET_WRITES = new Set(['writev', 'writeBuffer', 'writeUtf8String', 'writeLatin1String', 'writeAsciiString', 'writeUcs2String'])
 
 const META = new Set(['(idle)', '(program)', '(garbage collector)', '(root)'])
 
@@ -76,6 +84,7 @@ export async function summariseProfile (file: string, topN = 15, window?: Window
   const byOrigin = new Map<string, number>()
   let idleUs = 0
   let busyUs = 0
+  let socketWritesUs = 0
   for (const [id, us] of selfUs) {
     const node = byId.get(id)
     if (!node) continue
@@ -85,6 +94,7 @@ export async function summariseProfile (file: string, topN = 15, window?: Window
       continue
     }
     busyUs += us
+    if (frame.url === '' && SOCKET_WRITES.has(frame.functionName)) socketWritesUs += us
     const name = frame.functionName || '(anonymous)'
     const where = frame.url ? `${shortUrl(frame.url)}:${frame.lineNumber + 1}` : ''
     const key = `${name} ${where}`
@@ -103,12 +113,16 @@ export async function summariseProfile (file: string, topN = 15, window?: Window
     busyMs: Math.round(busyMs),
     idleMs: Math.round(idleUs / 1000),
     top,
-    byOrigin: [...byOrigin.entries()].sort((x, y) => y[1] - x[1]).map(([origin, ms]) => ({ origin, ms: Math.round(ms), percent: pct(ms) }))
+    byOrigin: [...byOrigin.entries()].sort((x, y) => y[1] - x[1]).map(([origin, ms]) => ({ origin, ms: Math.round(ms), percent: pct(ms) })),
+    socketWritesMs: Math.round(socketWritesUs / 1000)
   }
 }
 
-export function formatProfile (title: string, s: ProfileSummary, origins = 12): string {
+/** `requests`: how many the profiled server answered in the window, for per-request figures. */
+export function formatProfile (title: string, s: ProfileSummary, requests = 0, origins = 12): string {
   const lines = [`${title}: ${s.busyMs} ms busy, ${s.idleMs} ms idle (self time, % of busy)`]
+  const perRequest = (ms: number) => requests > 0 ? `, ${Math.round(ms * 1000 / requests)} µs per request` : ''
+  lines.push(`  busy${perRequest(s.busyMs)}; socket writes ${s.busyMs > 0 ? Math.round(s.socketWritesMs / s.busyMs * 100) : 0} % of busy${perRequest(s.socketWritesMs)} (${requests} requests)`)
   lines.push('  top functions:')
   for (const f of s.top) lines.push(`    ${String(f.percent).padStart(5)} %  ${String(f.ms).padStart(6)} ms  ${f.name}  ${f.where}`)
   lines.push('  by origin:')
