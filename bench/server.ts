@@ -85,11 +85,14 @@ function memory (): MemorySample {
   const before = process.memoryUsage()
   const gc = (globalThis as { gc?: () => void }).gc
   let heapUsedAfterGc: number | null = null
+  let rssAfterGc: number | null = null
   if (gc) {
     gc()
-    heapUsedAfterGc = process.memoryUsage().heapUsed
+    const after = process.memoryUsage()
+    heapUsedAfterGc = after.heapUsed
+    rssAfterGc = after.rss
   }
-  return { rss: before.rss, heapUsed: before.heapUsed, heapTotal: before.heapTotal, external: before.external, heapUsedAfterGc }
+  return { rss: before.rss, heapUsed: before.heapUsed, heapTotal: before.heapTotal, external: before.external, heapUsedAfterGc, rssAfterGc }
 }
 
 async function shutdown (code: number): Promise<never> {

@@ -16,6 +16,8 @@ export interface MemorySample {
   external: number
   /** heapUsed after a full GC, when the child runs with --expose-gc. */
   heapUsedAfterGc: number | null
+  /** RSS after that GC: without the garbage of the last requests, so the better leak check. */
+  rssAfterGc: number | null
 }
 
 export type FromServer =
