@@ -30,6 +30,21 @@ export const REDIS_CLIENT_OPTIONS = {
   enableAutoPipelining: true
 } as const
 
+/**
+ * Waits for a lazy client's first connection, bounded: without it the first requests fail with 503
+ * while the connection is still being set up. If Redis is down or hung, it returns anyway and
+ * ioredis keeps reconnecting (errors go to the client's error listener).
+ */
+export async function waitForFirstConnection (client: Redis): Promise<void> {
+  if (client.status !== 'wait') return
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    client.connect().catch(() => { /* reported by the error listener; ioredis retries */ }),
+    new Promise<void>(resolve => { timer = setTimeout(resolve, REDIS_CLIENT_OPTIONS.connectTimeout + REDIS_CLIENT_OPTIONS.commandTimeout) })
+  ])
+  clearTimeout(timer)
+}
+
 // Not @fastify/redis: it blocks boot until Redis answers, and Tollgate must boot and report
 // not-ready (503 on /health/ready) while Redis is down.
 export default fp(async function redisPlugin (fastify, opts: RedisPluginOptions) {
@@ -38,15 +53,8 @@ export default fp(async function redisPlugin (fastify, opts: RedisPluginOptions)
     if (!opts.url) throw new Error('redis plugin: pass `url` or `client`')
     const created = new Redis(opts.url, REDIS_CLIENT_OPTIONS)
     created.on('error', (err) => fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error'))
-    // Boot waits for the first connection, bounded: without it the first requests after `ready`
-    // fail with 503 while the connection is still being set up. If Redis is down or hung the app
-    // boots anyway (not ready, 503 on /health/ready) and ioredis keeps reconnecting.
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([
-      created.connect().catch(() => { /* logged by the error listener; ioredis retries */ }),
-      new Promise<void>(resolve => { timer = setTimeout(resolve, REDIS_CLIENT_OPTIONS.connectTimeout + REDIS_CLIENT_OPTIONS.commandTimeout) })
-    ])
-    clearTimeout(timer)
+    // With Redis down or hung the app boots anyway: not ready (503 on /health/ready).
+    await waitForFirstConnection(created)
     fastify.addHook('onClose', async function closeRedis () {
       created.disconnect()
     })

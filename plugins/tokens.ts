@@ -2,7 +2,7 @@ import fastifyJwt from '@fastify/jwt'
 import fp from 'fastify-plugin'
 import type { Config } from '../src/config.js'
 import type { KeyMaterial, PublicJwk } from '../src/keys.js'
-import { ACCESS_TOKEN_TYP, createAccessTokenVerifier } from '../src/access-token-verifier.js'
+import { ACCESS_REQUIRED, ACCESS_TOKEN_TYP, createAccessTokenVerifier } from '../src/access-token-verifier.js'
 import { LEEWAY_SECONDS } from '../src/jwt-checks.js'
 import { REFRESH_TOKEN_TYP, createTokenService, type TokenService } from '../src/token-service.js'
 
@@ -44,8 +44,16 @@ export default fp(async function tokensPlugin (fastify, { config, keys }: Tokens
     decoratorName: 'accessTokenClaims',
     secret: access.alg === 'EdDSA' ? { private: access.privateKey, public: access.publicKey } : access.secret,
     sign: { algorithm: access.alg, kid: access.kid, header: { alg: access.alg, typ: ACCESS_TOKEN_TYP }, iss: config.JWT_ISSUER, aud: config.JWT_AUDIENCE, expiresIn: config.ACCESS_TOKEN_TTL },
-    // Unused (see createAccessTokenVerifier below), but pinned all the same.
-    verify: { algorithms: [access.alg] }
+    // Tollgate verifies with createAccessTokenVerifier (below); @fastify/jwt still exposes this
+    // verifier (request.accessJwtVerify), so it is pinned just as strictly.
+    verify: {
+      algorithms: [access.alg],
+      checkTyp: ACCESS_TOKEN_TYP,
+      allowedIss: config.JWT_ISSUER,
+      allowedAud: config.JWT_AUDIENCE,
+      requiredClaims: ACCESS_REQUIRED,
+      clockTolerance: leeway
+    }
   })
   await fastify.register(fastifyJwt, {
     namespace: 'refresh',

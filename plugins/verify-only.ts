@@ -5,6 +5,7 @@ import { createAccessTokenVerifier, type VerificationKey } from '../src/access-t
 import { ConfigSchema } from '../src/config.js'
 import { createRedisAccessCheck } from '../src/redis-token-store.js'
 import authPlugin from './auth.js'
+import { waitForFirstConnection } from './redis.js'
 
 export interface VerifyOnlyOptions {
   /** The Tollgate server's public keys, as its GET /.well-known/jwks.json returns them. */
@@ -14,16 +15,15 @@ export interface VerifyOnlyOptions {
    * REDIS_CLIENT_OPTIONS (plugins/redis.ts) so that an outage answers 503 at once. The app owns it.
    */
   redis: Redis
-  /** The server's JWT_ISSUER, JWT_AUDIENCE, REDIS_KEY_PREFIX and ACCESS_TOKEN_TTL; its defaults if omitted. */
-  issuer?: string
-  audience?: string
+  /** The server's JWT_ISSUER and JWT_AUDIENCE: required, since a mismatch refuses every token. */
+  issuer: string
+  audience: string
+  /** The server's REDIS_KEY_PREFIX and ACCESS_TOKEN_TTL; the server's defaults if omitted. */
   redisKeyPrefix?: string
   maxTokenLifetime?: number
 }
 
 const DEFAULTS = {
-  issuer: ConfigSchema.properties.JWT_ISSUER.default as string,
-  audience: ConfigSchema.properties.JWT_AUDIENCE.default as string,
   redisKeyPrefix: ConfigSchema.properties.REDIS_KEY_PREFIX.default as string,
   maxTokenLifetime: ConfigSchema.properties.ACCESS_TOKEN_TTL.default as number
 }
@@ -31,16 +31,20 @@ const DEFAULTS = {
 /**
  * Verify-only mode, for another Fastify app: `fastify.authenticate` accepts the access tokens that a
  * Tollgate server issues, with the same checks and the same revocation as the server's own routes,
- * and no routes, database or private keys. Every key of the JWKS verifies (chosen by kid), so a
- * key rotation on the server needs only the new JWKS here.
+ * and no routes, database or private keys. Every key of the JWKS verifies (chosen by kid). The JWKS
+ * is read once, at registration: a key the server adds or withdraws counts here after a restart.
  *
- *   await app.register(verifyOnly, { jwks, redis: new Redis(url, REDIS_CLIENT_OPTIONS) })
+ *   await app.register(verifyOnly, { jwks, redis: new Redis(url, REDIS_CLIENT_OPTIONS), issuer, audience })
  *   app.get('/orders', { onRequest: [app.authenticate] }, async (request) => request.user)
  */
 export default fp(async function verifyOnlyPlugin (fastify, options: VerifyOnlyOptions) {
   const { issuer, audience, redisKeyPrefix, maxTokenLifetime } = { ...DEFAULTS, ...options }
+  if (!issuer || !audience) throw new Error('verify-only: issuer and audience are required (the server\'s JWT_ISSUER and JWT_AUDIENCE)')
+  const keys = options.jwks.keys.map(verificationKey)
+  // A lazy client (REDIS_CLIENT_OPTIONS) that was never connected would answer the first requests with 503.
+  await waitForFirstConnection(options.redis)
   await fastify.register(authPlugin, {
-    verifyAccessToken: createAccessTokenVerifier({ issuer, audience, keys: options.jwks.keys.map(verificationKey), maxLifetime: maxTokenLifetime }),
+    verifyAccessToken: createAccessTokenVerifier({ issuer, audience, keys, maxLifetime: maxTokenLifetime }),
     isAccessAllowed: createRedisAccessCheck({ redis: options.redis, prefix: redisKeyPrefix })
   })
 }, { name: 'tollgate-verify-only' })

@@ -4,7 +4,7 @@ import { LEEWAY_SECONDS, hasCanonicalSignature, hasNoDuplicateClaims, hasOnlyHea
 
 export const ACCESS_TOKEN_TYP = 'at+jwt'
 // Claims fast-jwt must find before anything else is checked (RFC 9068 §2.2, RFC 8725 §3.9).
-const ACCESS_REQUIRED = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'client_id', 'sid']
+export const ACCESS_REQUIRED = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'client_id', 'sid']
 const ACCESS_HEADER_MEMBERS = 3 // alg, typ, kid
 const DEFAULT_CACHE_SIZE = 10_000
 
@@ -90,6 +90,7 @@ export function createAccessTokenVerifier (options: AccessTokenVerifierOptions):
       claims = null
     }
     if (claims === null) throw new InvalidTokenError()
+    if (cacheSize <= 0) return claims
     // Oldest first out: a bound, not an LRU; a token evicted while in use is only verified again.
     if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string)
     // Frozen, since every request with this token gets the same object.

@@ -48,7 +48,8 @@ export class DependencyError extends Error {
   readonly statusCode = 503
   readonly code = 'SERVICE_UNAVAILABLE'
   constructor (readonly dependency: 'postgres' | 'redis', cause: unknown) {
-    super(`${dependency} unavailable`, { cause })
+    // What an embedding app's own error handler would send: no dependency name for the client.
+    super('A backing service is unavailable; retry shortly', { cause })
     this.name = 'DependencyError'
   }
 }

@@ -1,7 +1,7 @@
 // Rotating the access-token signing key (DESIGN: several verification keys live at once, one signs):
 // the new key signs, the previous one still verifies until its tokens expire, and both are published.
 import t from 'tap'
-import { headerOf, publicKeyPem } from '../fixtures.js'
+import { forgeAccessToken, headerOf, publicKeyPem } from '../fixtures.js'
 import { bearer, build, createTestDatabase, refresh, registerAndLogin, testKeys, type TestApp, type TestContext } from '../helper.js'
 
 /** Servers sharing one database, Redis prefix and refresh secret: one deployment before and after a key change. */
@@ -45,13 +45,29 @@ t.test('once the previous key is withdrawn, its tokens are refused', async t => 
 })
 
 t.test('the next key can be published before it signs; the signing key listed again is ignored', async t => {
-  const { before, newPublicKey, oldPublicKey } = await deployment(t)
-  const app = await build(t, {
+  const { before, after, newPublicKey, oldPublicKey } = await deployment(t)
+  const publishing = await build(t, {
     keys: before.testKeys,
     config: { DATABASE_URL: before.config.DATABASE_URL, REDIS_KEY_PREFIX: before.config.REDIS_KEY_PREFIX, ACCESS_TOKEN_PUBLIC_KEYS: `${newPublicKey}\n${oldPublicKey}` }
   })
-  const published = await kids(app)
-  t.equal(published.length, 2, 'signing key and next key, no duplicate')
-  const { tokens } = await registerAndLogin(app)
-  t.equal(headerOf(tokens.access_token).kid, published[0], 'the configured private key still signs')
+  const { tokens } = await registerAndLogin(publishing)
+  const oldKid = headerOf(tokens.access_token).kid
+  const next = await after()
+  const nextToken = (await registerAndLogin(next)).tokens.access_token
+  const nextKid = headerOf(nextToken).kid
+  t.same(await kids(publishing), [oldKid, nextKid], 'the signing key, then the next key; no duplicate')
+  t.equal((await me(publishing, tokens.access_token)).statusCode, 200, 'the configured private key still signs')
+  t.equal((await me(publishing, nextToken)).statusCode, 200, 'a token of the next key is already accepted')
+})
+
+t.test('a token whose kid names another configured key does not verify', async t => {
+  const { before, after, oldPublicKey } = await deployment(t)
+  const rotated = await after({ ACCESS_TOKEN_PUBLIC_KEYS: oldPublicKey })
+  const { tokens } = await registerAndLogin(rotated)
+  const oldKid = (await kids(before))[0]
+  // Signed by the new key, but naming the old key's kid.
+  const swapped = forgeAccessToken(rotated, tokens.access_token, { header: { kid: oldKid } })
+  t.equal(headerOf(swapped).kid, oldKid)
+  t.equal((await me(rotated, swapped)).statusCode, 401)
+  t.equal((await me(rotated, forgeAccessToken(rotated, tokens.access_token))).statusCode, 200, 'control: the same forge with its own kid')
 })

@@ -38,8 +38,9 @@ t.test('expired sessions: refresh is invalid_grant, and the next login prunes th
   // The refresh tokens are still within the verifier's 30 s leeway: the store is what rejects them.
   await expectRefreshRejected(t, absolute.app, aUsed.refresh_token, 'absolute: the rotated session after its lifetime')
   await expectRefreshRejected(t, idle.app, b.tokens.refresh_token, 'idle: the session after its idle timeout')
-  // 30 s lifetime + 30 s leeway are over: the verifier refuses the token it once accepted, while the
-  // store would still allow its session.
+  // 30 s lifetime + 30 s leeway are over (c logged in a little after `started`): the verifier refuses
+  // the token it once accepted, while the store would still allow its session.
+  await sleep((claimsOf(c.tokens.access_token).exp as number) * 1000 + 30_000 + MARGIN_MS - Date.now())
   await expectAccessRevoked(t, idle.app, c.tokens.access_token, 'verifier: the cached token after exp + leeway')
   await expectAccessWorks(t, idle.app, cRotated.access_token, c.userId, 'verifier: its session is live')
 

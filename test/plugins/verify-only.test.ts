@@ -15,11 +15,11 @@ async function jwksOf (...servers: TestApp[]): Promise<{ keys: unknown[] }> {
   return { keys }
 }
 
-async function redisFor (t: TestContext, url = REDIS_URL): Promise<Redis> {
+/** A client as the README says to make one: lazy, not connected yet (the plugin connects it). */
+function redisFor (t: TestContext, url = REDIS_URL): Redis {
   const redis = new Redis(url, REDIS_CLIENT_OPTIONS)
   redis.on('error', () => { /* the 503 test expects a dead server */ })
   t.teardown(() => redis.disconnect())
-  await redis.connect().catch(() => {})
   return redis
 }
 
@@ -28,7 +28,7 @@ async function hostApp (t: TestContext, server: TestApp, options: { jwks?: { key
   t.teardown(() => host.close())
   await host.register(verifyOnly, {
     jwks: options.jwks ?? await jwksOf(server),
-    redis: options.redis ?? await redisFor(t),
+    redis: options.redis ?? redisFor(t),
     issuer: server.config.JWT_ISSUER,
     audience: server.config.JWT_AUDIENCE,
     redisKeyPrefix: server.config.REDIS_KEY_PREFIX,
@@ -43,8 +43,9 @@ const orders = (host: FastifyInstance, headers: Record<string, string> = {}) => 
 
 t.test('a token the server issued opens the other app\'s route, with the user on the request', async t => {
   const server = await build(t)
-  const host = await hostApp(t, server)
   const { userId, tokens } = await registerAndLogin(server)
+  // The very first request, on a client that was lazy until the plugin registered.
+  const host = await hostApp(t, server)
   const res = await orders(host, bearer(tokens.access_token))
   t.equal(res.statusCode, 200)
   const claims = claimsOf(tokens.access_token)
@@ -108,7 +109,7 @@ t.test('every key in the JWKS verifies (rotation by kid); a key not in it does n
 t.test('Redis unreachable: 503 through the other app\'s own error handler, never 200', async t => {
   const server = await build(t)
   const { tokens } = await registerAndLogin(server)
-  const host = await hostApp(t, server, { redis: await redisFor(t, `redis://127.0.0.1:${await closedPort()}`) })
+  const host = await hostApp(t, server, { redis: redisFor(t, `redis://127.0.0.1:${await closedPort()}`) })
   const res = await orders(host, bearer(tokens.access_token))
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'SERVICE_UNAVAILABLE')
@@ -119,4 +120,24 @@ t.test('a JWKS with a key Tollgate cannot have signed with is refused at boot', 
   const rsa = { kty: 'RSA', kid: 'r1', n: 'AQAB', e: 'AQAB' }
   await t.rejects(hostApp(t, server, { jwks: { keys: [rsa] } }), /unsupported JWK/)
   await t.rejects(hostApp(t, server, { jwks: { keys: [] } }), /no verification keys/)
+  const host = Fastify()
+  t.teardown(() => host.close())
+  host.register(verifyOnly, { jwks: await jwksOf(server), redis: redisFor(t) } as never)
+  await t.rejects(async () => host.ready(), /issuer and audience are required/)
+})
+
+t.test('request.user is read-only: its roles are shared by every request with the same token', async t => {
+  const server = await build(t)
+  const host = Fastify()
+  t.teardown(() => host.close())
+  await host.register(verifyOnly, { jwks: await jwksOf(server), redis: redisFor(t), issuer: server.config.JWT_ISSUER, audience: server.config.JWT_AUDIENCE, redisKeyPrefix: server.config.REDIS_KEY_PREFIX })
+  host.get('/promote', { onRequest: [host.authenticate] }, async (request) => {
+    t.throws(() => request.user.roles.push('admin'), TypeError, 'frozen')
+    return request.user
+  })
+  const { tokens } = await registerAndLogin(server)
+  for (let i = 0; i < 2; i++) {
+    const res = await host.inject({ method: 'GET', url: '/promote', headers: bearer(tokens.access_token) })
+    t.same(res.json().roles, [], `request ${i + 1}: no role added`)
+  }
 })
