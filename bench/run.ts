@@ -2,7 +2,7 @@
  * Tollgate's benchmark harness (issue #6): `npm run bench` (full) or `npm run bench -- --smoke` (CI).
  *
  * Servers run in child processes on 127.0.0.1 (free ports), so autocannon, here, does not share an
- * event loop with them. Scenarios, alternated round by round (a b b' c d e, a b b' c d e, …):
+ * event loop with them. Scenarios, alternated round by round (a b b+ b' c d e, a b b+ b' c d e, …):
  *   a   bare Fastify hello route: the ceiling
  *   b   GET /bench/whoami behind app.authenticate in the same bare app with Tollgate's verify-only
  *       plugin registered: authentication alone (verification + revocation check)
