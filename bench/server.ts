@@ -40,8 +40,8 @@ async function buildVerifyOnly (input: StartConfig): Promise<FastifyInstance> {
   const config = loadConfig({ ...input, LOG_LEVEL: 'silent' })
   const { access } = await loadKeys(config)
   if (access.alg !== 'EdDSA' || !config.REDIS_URL) throw new Error('verify-only mode needs an Ed25519 key and REDIS_URL')
+  // Lazy: the plugin connects it at registration, as for any app that uses it.
   const redis = new Redis(config.REDIS_URL, REDIS_CLIENT_OPTIONS)
-  await redis.connect()
   // The same Fastify options as hello, so the difference is the plugin.
   const host = Fastify({ logger: false })
   host.addHook('onClose', async () => { redis.disconnect() })

@@ -1,7 +1,7 @@
 import { createPrivateKey } from 'node:crypto'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { parsePublicKeyPems } from './keys.js'
+import { parsePublicKeys } from './keys.js'
 
 const Seconds = (def: number, min: number, max: number, description: string) =>
   Type.Integer({ default: def, minimum: min, maximum: max, description: `${description} (seconds)` })
@@ -100,7 +100,7 @@ function crossCheck (config: Config): string[] {
   if (config.ACCESS_TOKEN_PUBLIC_KEYS) {
     if (config.ACCESS_TOKEN_ALG !== 'EdDSA') {
       problems.push('ACCESS_TOKEN_PUBLIC_KEYS: only used with ACCESS_TOKEN_ALG=EdDSA')
-    } else if (parsePublicKeyPems(config.ACCESS_TOKEN_PUBLIC_KEYS) === null) {
+    } else if (parsePublicKeys(config.ACCESS_TOKEN_PUBLIC_KEYS) === null) {
       problems.push('ACCESS_TOKEN_PUBLIC_KEYS: expected Ed25519 public keys in PEM (-----BEGIN PUBLIC KEY-----), one after another')
     }
   }

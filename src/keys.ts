@@ -62,8 +62,8 @@ export async function loadKeys (config: Config): Promise<KeyMaterial> {
   }
   const refreshSecret = config.REFRESH_TOKEN_SECRET ??
     await keep('refresh-hs256.secret', () => randomBytes(48).toString('base64url'))
-  const otherPublicKeys = (parsePublicKeyPems(config.ACCESS_TOKEN_PUBLIC_KEYS ?? '') ?? [])
-    .map(pem => ed25519PublicKey(createPublicKey(pem)))
+  const otherPublicKeys = (parsePublicKeys(config.ACCESS_TOKEN_PUBLIC_KEYS ?? '') ?? [])
+    .map(ed25519PublicKey)
     .filter((key, i, all) => key.kid !== access.kid && all.findIndex(k => k.kid === key.kid) === i)
   return { access, otherPublicKeys, refreshSecret, generated }
 }
@@ -71,11 +71,11 @@ export async function loadKeys (config: Config): Promise<KeyMaterial> {
 const PUBLIC_KEY_PEM = /-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g
 
 /** The Ed25519 public keys (SPKI PEM) in `value`, one after another; null if anything else is there. */
-export function parsePublicKeyPems (value: string): string[] | null {
-  const pems = value.match(PUBLIC_KEY_PEM) ?? []
+export function parsePublicKeys (value: string): KeyObject[] | null {
   if (value.replace(PUBLIC_KEY_PEM, '').trim() !== '') return null
   try {
-    return pems.every(pem => createPublicKey(pem).asymmetricKeyType === 'ed25519') ? pems : null
+    const keys = (value.match(PUBLIC_KEY_PEM) ?? []).map(pem => createPublicKey(pem))
+    return keys.every(key => key.asymmetricKeyType === 'ed25519') ? keys : null
   } catch {
     return null
   }
