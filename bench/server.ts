@@ -3,22 +3,20 @@
  * `start` message, listens on 127.0.0.1 on a free port and reports it, answers `memory`, and
  * closes on `close` or when the harness goes away.
  *   hello       — bare Fastify with one route: the ceiling.
- *   verify-only — the same bare Fastify app plus Tollgate's verify-only plugin (the Tollgate
+ *   verify-only — the same bare Fastify app plus tollgate/verify (the Tollgate
  *                 server's public key and Redis) and GET /bench/whoami behind app.authenticate:
  *                 what authentication alone costs another app.
- *   tollgate    — Tollgate's whole app (buildApp, serverOptions, loadConfig) plus GET /bench/whoami
- *                 behind app.authenticate, registered without encapsulation as an embedding app would.
+ *   tollgate    — the standalone server (buildServer, loadConfig) plus GET /bench/whoami behind
+ *                 app.authenticate, as a host app that registers the tollgate plugin has it.
  */
 import { readFile } from 'node:fs/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
-import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
-import { REDIS_CLIENT_OPTIONS } from '../plugins/redis.js'
-import verifyOnly from '../plugins/verify-only.js'
-import buildApp from '../src/app.js'
+import tollgateVerify from '../plugins/verify.js'
 import { loadConfig } from '../src/config.js'
 import { loadKeys } from '../src/keys.js'
-import { serverOptions } from '../src/server-options.js'
+import { REDIS_CLIENT_OPTIONS } from '../src/redis-client.js'
+import { buildServer } from '../src/server.js'
 import type { FromServer, MemorySample, ToServer } from './lib/protocol.js'
 
 const CLOSE_GRACE_MS = 5_000
@@ -45,7 +43,7 @@ async function buildVerifyOnly (input: StartConfig): Promise<FastifyInstance> {
   // The same Fastify options as hello, so the difference is the plugin.
   const host = Fastify({ logger: false })
   host.addHook('onClose', async () => { redis.disconnect() })
-  await host.register(verifyOnly, {
+  await host.register(tollgateVerify, {
     jwks: { keys: [access.publicJwk] },
     redis,
     issuer: config.JWT_ISSUER,
@@ -60,12 +58,7 @@ async function buildVerifyOnly (input: StartConfig): Promise<FastifyInstance> {
 async function buildTollgate (input: StartConfig): Promise<FastifyInstance> {
   // BENCH_LOG_LEVEL=error shows, e.g., which dependency a 503 came from.
   const config = loadConfig({ ...input, HOST: '127.0.0.1', PORT: 0, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent' })
-  const server = Fastify(serverOptions(config))
-  // Registered without encapsulation, as an embedding app does, so `authenticate` reaches this scope.
-  const tollgate = (buildApp as unknown as Record<symbol, unknown>)[Symbol.for('skip-override')] === true
-    ? buildApp
-    : fp(buildApp, { name: 'tollgate-bench-embed' })
-  await server.register(tollgate, { config })
+  const server = await buildServer(config)
   server.get('/bench/whoami', { onRequest: [server.authenticate] }, async (request) => request.user)
   return server
 }

@@ -1,9 +1,8 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { DependencyError, OAuthError, bearerChallenge, clientErrors } from '../src/errors.js'
+import { DependencyError, OAuthError, TollgateError, bearerChallenge } from '../src/errors.js'
 
-const OWN_CODES = new Set<string>(Object.values(clientErrors).map(E => new E().code))
 // Codes for the 4xx errors Fastify and its plugins raise, so no library code reaches a client.
 const CODE_BY_STATUS: Record<number, string> = {
   400: 'INVALID_REQUEST',
@@ -45,16 +44,19 @@ export function handleError (error: FastifyError, request: FastifyRequest, reply
     return reply.code(status).send({ statusCode: status, code: status === 503 ? 'SERVICE_UNAVAILABLE' : 'INTERNAL_ERROR', error: statusText(status), message: 'Something went wrong' })
   }
   if (status === 401) reply.header('www-authenticate', bearerChallenge(error))
-  const own = error.code !== undefined && OWN_CODES.has(error.code)
+  const own = (error as unknown) instanceof TollgateError
   const code = own ? error.code : CODE_BY_STATUS[status] ?? 'INVALID_REQUEST'
   // Validation messages name the field and rule ("body/email must match format"), which helps clients.
   const message = own || error.validation ? error.message : statusText(status)
   return reply.code(status).send({ statusCode: status, code, error: statusText(status), message })
 }
 
+/** The 404 of the standalone server, in the same shape. */
+export function handleNotFound (request: FastifyRequest, reply: FastifyReply) {
+  reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `Route ${request.method} ${request.url.split('?')[0]} not found` })
+}
+
+/** Tollgate's error handler for the context it is registered in: Tollgate's routes, never a host's. */
 export default fp(async function errorsPlugin (fastify) {
   fastify.setErrorHandler(handleError)
-  fastify.setNotFoundHandler(function notFound (request, reply) {
-    reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `Route ${request.method} ${request.url.split('?')[0]} not found` })
-  })
-}, { name: 'errors' })
+}, { name: 'tollgate-errors', fastify: '5.x' })

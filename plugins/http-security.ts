@@ -17,22 +17,27 @@ function helmetHeaders (): Record<string, string> {
   return headers
 }
 
-/** Security headers on every response, and CORS only for the origins CORS_ORIGINS names. */
-export default fp(async function httpSecurityPlugin (fastify) {
+export interface HttpSecurityOptions {
+  /** Origins allowed by CORS; none: no CORS at all (the host's own, if it has one, still applies). */
+  corsOrigins: string[]
+}
+
+/** Security headers on every response of the context it is registered in, and CORS for the origins named. */
+export default fp(async function httpSecurityPlugin (fastify, { corsOrigins }: HttpSecurityOptions) {
   const headers = helmetHeaders()
   // Swagger UI replaces the CSP with its own, looser one on /docs (see plugins/swagger.ts).
   fastify.addHook('onRequest', function securityHeaders (request, reply, done) {
     reply.headers(headers)
     done()
   })
-  const origins = fastify.config.CORS_ORIGINS.split(',').filter(Boolean)
+  // Not registered without origins: @fastify/cors cannot be registered twice in one app.
+  if (corsOrigins.length === 0) return
   await fastify.register(cors, {
-    // No listed origin: no Access-Control-* headers at all.
-    origin: origins.length > 0 ? origins : false,
+    origin: corsOrigins,
     methods: ['GET', 'POST', 'DELETE'],
     allowedHeaders: ['authorization', 'content-type'],
     // Tokens travel in headers and bodies, never cookies.
     credentials: false,
     maxAge: 600
   })
-}, { name: 'http-security', dependencies: ['config'] })
+}, { name: 'tollgate-http-security', fastify: '5.x' })

@@ -46,4 +46,4 @@ export default fp(async function swaggerPlugin (fastify) {
   })
   // staticCSP: the UI's own Content-Security-Policy, replacing helmet's stricter API default on /docs.
   await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
-}, { name: 'swagger' })
+}, { name: 'tollgate-swagger', fastify: '5.x' })

@@ -1,33 +1,46 @@
-import createError from '@fastify/error'
+/**
+ * Every error a client can see is made here, once, with a stable code and status. Plain classes
+ * rather than @fastify/error, so the domain in src/ imports nothing of Fastify; any error handler
+ * (Tollgate's or a host's) reads `statusCode`, `code` and `message` from them.
+ */
+export class TollgateError extends Error {
+  constructor (readonly code: string, message: string, readonly statusCode: number) {
+    super(message)
+    this.name = new.target.name
+  }
+}
 
-// Every error a client can see is made here, once, with a stable code.
-export const InvalidCredentialsError = createError('INVALID_CREDENTIALS', 'Invalid email or password', 401)
-export const InvalidTokenError = createError('INVALID_TOKEN', 'The access token is invalid, expired or revoked', 401)
-// Same code, but RFC 6750 §3.1: a request with no credentials gets no error attribute in WWW-Authenticate.
-export const MissingTokenError = createError('INVALID_TOKEN', 'An access token is required', 401)
-export const WrongPasswordError = createError('INVALID_CREDENTIALS', 'The password is incorrect', 401)
-export const EmailTakenError = createError('EMAIL_TAKEN', 'An account with this email already exists', 409)
-export const SessionNotFoundError = createError('SESSION_NOT_FOUND', 'Session not found', 404)
-export const ServiceBusyError = createError('SERVICE_BUSY', 'The server is busy; retry shortly', 503)
-export const RateLimitedError = createError('RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429)
+export class InvalidCredentialsError extends TollgateError {
+  constructor () { super('INVALID_CREDENTIALS', 'Invalid email or password', 401) }
+}
+export class InvalidTokenError extends TollgateError {
+  constructor () { super('INVALID_TOKEN', 'The access token is invalid, expired or revoked', 401) }
+}
+/** Same code, but RFC 6750 §3.1: a request with no credentials gets no error attribute in WWW-Authenticate. */
+export class MissingTokenError extends TollgateError {
+  constructor () { super('INVALID_TOKEN', 'An access token is required', 401) }
+}
+export class WrongPasswordError extends TollgateError {
+  constructor () { super('INVALID_CREDENTIALS', 'The password is incorrect', 401) }
+}
+export class EmailTakenError extends TollgateError {
+  constructor () { super('EMAIL_TAKEN', 'An account with this email already exists', 409) }
+}
+export class SessionNotFoundError extends TollgateError {
+  constructor () { super('SESSION_NOT_FOUND', 'Session not found', 404) }
+}
+export class ServiceBusyError extends TollgateError {
+  constructor () { super('SERVICE_BUSY', 'The server is busy; retry shortly', 503) }
+}
+export class RateLimitedError extends TollgateError {
+  constructor () { super('RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429) }
+}
 
 /** RFC 6750 §3: the WWW-Authenticate challenge of a 401; `error` only when a token was presented. */
 export function bearerChallenge (error: unknown): string {
-  // constructor, not instanceof: @fastify/error matches instanceof by code, and MissingTokenError shares it.
-  return (error as Error | undefined)?.constructor === InvalidTokenError
+  return error instanceof InvalidTokenError
     ? 'Bearer realm="tollgate", error="invalid_token"'
     : 'Bearer realm="tollgate"'
-}
-
-/** The errors whose code and message a client sees as they are (the error handler masks the rest). */
-export const clientErrors = {
-  InvalidCredentialsError,
-  InvalidTokenError,
-  MissingTokenError,
-  WrongPasswordError,
-  EmailTakenError,
-  SessionNotFoundError,
-  RateLimitedError
 }
 
 /** RFC 6749 §5.2 error of the token endpoint; the refresh route renders it as `{error, error_description}`. */

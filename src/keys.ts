@@ -1,7 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Config } from './config.js'
 
 export type AccessKey =
   | { alg: 'EdDSA', kid: string, privateKey: string, publicKey: string, publicJwk: PublicJwk }
@@ -24,11 +23,21 @@ export interface KeyMaterial {
   generated: string[]
 }
 
+/** The settings keys come from (a Config has them all). */
+export interface KeySettings {
+  ACCESS_TOKEN_ALG: 'EdDSA' | 'HS256'
+  ACCESS_TOKEN_PRIVATE_KEY?: string | undefined
+  ACCESS_TOKEN_PUBLIC_KEYS?: string | undefined
+  ACCESS_TOKEN_SECRET?: string | undefined
+  REFRESH_TOKEN_SECRET?: string | undefined
+  DATA_DIR: string
+}
+
 /**
  * Keys come from the configuration; whatever is missing is generated once and kept under
  * DATA_DIR with mode 0600, so tokens survive a restart of the embedded default.
  */
-export async function loadKeys (config: Config): Promise<KeyMaterial> {
+export async function loadKeys (config: KeySettings): Promise<KeyMaterial> {
   const generated: string[] = []
   const dir = join(config.DATA_DIR, 'keys')
   const keep = async (file: string, make: () => string): Promise<string> => {
@@ -66,6 +75,11 @@ export async function loadKeys (config: Config): Promise<KeyMaterial> {
     .map(ed25519PublicKey)
     .filter((key, i, all) => key.kid !== access.kid && all.findIndex(k => k.kid === key.kid) === i)
   return { access, otherPublicKeys, refreshSecret, generated }
+}
+
+/** The JWKS (RFC 7517): public keys only, the signing key first; an HS256 deployment publishes none. */
+export function publicJwks ({ access, otherPublicKeys }: KeyMaterial): { keys: PublicJwk[] } {
+  return { keys: access.alg === 'EdDSA' ? [access.publicJwk, ...otherPublicKeys.map(key => key.publicJwk)] : [] }
 }
 
 const PUBLIC_KEY_PEM = /-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g

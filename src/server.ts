@@ -1,26 +1,127 @@
+import { pathToFileURL } from 'node:url'
 import closeWithGrace from 'close-with-grace'
-import Fastify from 'fastify'
-import buildApp from './app.js'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { DestinationStream } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import { serverOptions } from './server-options.js'
+import type { TollgateOptions } from './options.js'
+import tollgate from '../plugins/tollgate.js'
+import { handleError, handleNotFound } from '../plugins/errors.js'
 
-let config: Config
-try {
-  config = loadConfig(process.env)
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  console.error(err.message)
-  process.exit(1)
+/*
+ * The standalone server: a thin host of the tollgate plugin, configured from the environment.
+ * `node dist/src/server.js` (npm start) runs it; tests build it with buildServer.
+ */
+
+/** Never logged: credentials in headers and every token or password field of a body or reply. */
+const SECRET_FIELDS = ['password', 'current_password', 'new_password', 'access_token', 'refresh_token']
+const SECRET_HEADERS = ['authorization', 'cookie']
+export const REDACTED_PATHS = [
+  'res.headers["set-cookie"]',
+  // Headers, wherever a log call puts them.
+  ...SECRET_HEADERS.flatMap(h => [`req.headers.${h}`, `headers.${h}`, `*.headers.${h}`]),
+  // Token and password fields at the top level, in a body, or one level deeper.
+  ...SECRET_FIELDS.flatMap(f => [f, `*.${f}`, `*.*.${f}`])
+]
+
+export function parseTrustProxy (value: string): boolean | number | string {
+  if (value === '') return false
+  if (value === 'true') return true
+  if (/^\d+$/.test(value)) return Number(value)
+  return value
 }
 
-const app = Fastify(serverOptions(config))
-await app.register(buildApp, { config })
+/** The Fastify options of the server, shared with the tests so both validate alike. */
+export function serverOptions (config: Config, overrides: FastifyServerOptions = {}, logStream?: DestinationStream): FastifyServerOptions {
+  return {
+    logger: { level: config.LOG_LEVEL, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, ...(logStream && { stream: logStream }) },
+    // A hop count is valid for proxy-addr, though Fastify's type omits it.
+    trustProxy: parseTrustProxy(config.TRUST_PROXY) as boolean | string,
+    // Auth bodies are small; anything larger is a 413 before parsing.
+    bodyLimit: 16 * 1024,
+    requestTimeout: 30_000,
+    return503OnClosing: true,
+    // The router answers bad URLs and over-long parameters before any plugin runs: same error shape.
+    frameworkErrors: handleError,
+    // The embedded default compiles PostgreSQL (WASM) and migrates at boot: slow on a busy machine.
+    pluginTimeout: 120_000,
+    ajv: {
+      customOptions: {
+        // As on Tollgate's own routes (plugins/tollgate.ts): no coercion, unknown fields refused.
+        coerceTypes: false,
+        removeAdditional: false,
+        allErrors: false
+      }
+    },
+    ...overrides
+  }
+}
 
-closeWithGrace({ delay: 10_000 }, async function shutdown ({ signal, err }) {
-  if (err) app.log.error({ err }, 'server closing after an error')
-  else app.log.info({ signal }, 'server closing')
-  await app.close()
-})
+/** The plugin's options from the server's configuration: the same settings, plus docs and health on. */
+export function tollgateOptions (config: Config): TollgateOptions {
+  return {
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    databaseUrl: config.DATABASE_URL,
+    redis: config.REDIS_URL,
+    redisKeyPrefix: config.REDIS_KEY_PREFIX,
+    dataDir: config.DATA_DIR,
+    accessTokenAlg: config.ACCESS_TOKEN_ALG,
+    accessTokenPrivateKey: config.ACCESS_TOKEN_PRIVATE_KEY,
+    accessTokenPublicKeys: config.ACCESS_TOKEN_PUBLIC_KEYS,
+    accessTokenSecret: config.ACCESS_TOKEN_SECRET,
+    refreshTokenSecret: config.REFRESH_TOKEN_SECRET,
+    accessTokenTtl: config.ACCESS_TOKEN_TTL,
+    refreshTokenTtl: config.REFRESH_TOKEN_TTL,
+    refreshIdleTtl: config.REFRESH_IDLE_TTL,
+    refreshReuseInterval: config.REFRESH_REUSE_INTERVAL,
+    corsOrigins: config.CORS_ORIGINS,
+    rateLimitMax: config.RATE_LIMIT_MAX,
+    rateLimitWindow: config.RATE_LIMIT_WINDOW,
+    accountRateLimitMax: config.ACCOUNT_RATE_LIMIT_MAX,
+    accountRateLimitWindow: config.ACCOUNT_RATE_LIMIT_WINDOW,
+    passwordHashConcurrency: config.PASSWORD_HASH_CONCURRENCY,
+    passwordHashQueue: config.PASSWORD_HASH_QUEUE,
+    docs: true,
+    health: true
+  }
+}
 
-const address = await app.listen({ host: config.HOST, port: config.PORT })
-app.log.info(`API docs at ${address}/docs`)
+export interface BuildServerOptions {
+  /** Fastify options over the server's own. */
+  server?: FastifyServerOptions
+  /** Where the server's logger writes (standard output by default). */
+  logStream?: DestinationStream
+}
+
+/** The server, not yet listening: Fastify with the server's options, its 404 and error shapes, and tollgate. */
+export async function buildServer (config: Config, options: BuildServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify(serverOptions(config, options.server, options.logStream))
+  // The host's own handlers: for what no Tollgate route answers (unknown URLs, the router's errors).
+  app.setErrorHandler(handleError)
+  app.setNotFoundHandler(handleNotFound)
+  await app.register(tollgate, tollgateOptions(config))
+  return app
+}
+
+async function main () {
+  let config: Config
+  try {
+    config = loadConfig(process.env)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    console.error(err.message)
+    process.exit(1)
+  }
+
+  const app = await buildServer(config)
+  closeWithGrace({ delay: 10_000 }, async function shutdown ({ signal, err }) {
+    if (err) app.log.error({ err }, 'server closing after an error')
+    else app.log.info({ signal }, 'server closing')
+    await app.close()
+  })
+  const address = await app.listen({ host: config.HOST, port: config.PORT })
+  app.log.info(`API docs at ${address}/docs`)
+}
+
+// Run when started as a program (npm start), not when a test imports buildServer.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main()

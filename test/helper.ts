@@ -2,14 +2,12 @@ import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import fp from 'fastify-plugin'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import type { DestinationStream } from 'pino'
-import buildApp from '../src/app.js'
 import { loadConfig, type Config, type ConfigInput } from '../src/config.js'
-import { serverOptions } from '../src/server-options.js'
+import { buildServer } from '../src/server.js'
 
 // The services of this machine kind (and of CI). Tests fail, never skip, when they are missing.
 export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://root@127.0.0.1:5432'
@@ -87,14 +85,12 @@ export async function build (t: TestContext, options: BuildOptions = {}): Promis
     ? options.config.DATABASE_URL
     : await createTestDatabase(t)
   const config = testConfig({ DATABASE_URL: databaseUrl, ...options.config, keys })
-  const app = Fastify(serverOptions(config, options.server, options.logStream))
+  const app = await buildServer(config, { server: options.server, logStream: options.logStream })
   t.teardown(async () => {
     await app.close()
     if (config.REDIS_URL === REDIS_URL) await deleteRedisPrefix(config.REDIS_KEY_PREFIX)
   })
   app.decorate('testKeys', keys)
-  // fp exposes the app's decorators (app.config, app.redis…) to the test, as fastify/demo's helper does.
-  await app.register(fp(buildApp), { config })
   await app.ready()
   return app as unknown as TestApp
 }

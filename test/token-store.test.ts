@@ -1,25 +1,33 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { createMemoryTokenStore } from '../src/memory-token-store.js'
-import { createRedisTokenStore } from '../src/redis-token-store.js'
-import { REDIS_CLIENT_OPTIONS } from '../plugins/redis.js'
+import { REDIS_CLIENT_OPTIONS } from '../src/redis-client.js'
+import { tokenStoreContract } from '../src/token-store/contract.js'
+import { createMemoryTokenStore } from '../src/token-store/memory.js'
+import { createRedisTokenStore } from '../src/token-store/redis.js'
 import { REDIS_URL, deleteRedisPrefix } from './helper.js'
-import { tokenStoreContract } from './token-store-contract.js'
 
-tokenStoreContract(t, 'redis', async (t, options) => {
-  const redis = new Redis(REDIS_URL, REDIS_CLIENT_OPTIONS)
-  await redis.connect()
-  const prefix = `t-${randomBytes(6).toString('hex')}`
-  t.teardown(async () => {
-    redis.disconnect()
-    await deleteRedisPrefix(prefix)
+// The exported contract suite, run against both stores Tollgate ships.
+
+t.test('redis', async t => {
+  const cases = tokenStoreContract(async options => {
+    const redis = new Redis(REDIS_URL, REDIS_CLIENT_OPTIONS)
+    await redis.connect()
+    const prefix = `t-${randomBytes(6).toString('hex')}`
+    const store = createRedisTokenStore({ redis, prefix, ...options })
+    // The store never closes the client it was handed: this test owns it.
+    return {
+      ...store,
+      async close () {
+        await store.close()
+        redis.disconnect()
+        await deleteRedisPrefix(prefix)
+      }
+    }
   })
-  return createRedisTokenStore({ redis, prefix, ...options })
+  for (const c of cases) t.test(c.name, c.run)
 })
 
-tokenStoreContract(t, 'memory', async (t, options) => {
-  const store = createMemoryTokenStore(options)
-  t.teardown(() => store.close())
-  return store
+t.test('memory', async t => {
+  for (const c of tokenStoreContract(async options => createMemoryTokenStore(options))) t.test(c.name, c.run)
 })

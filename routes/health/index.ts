@@ -7,7 +7,7 @@ const ReadySchema = Type.Object({
   checks: Type.Object({ database: Check, token_store: Check }),
   backends: Type.Object({
     database: Type.String({ description: 'postgresql or pglite (embedded)' }),
-    token_store: Type.String({ description: 'redis or memory (embedded, one process only)' })
+    token_store: Type.String({ description: 'redis, memory (embedded, one process only) or a host\'s own store' })
   })
 })
 
@@ -41,13 +41,14 @@ const healthRoutes: FastifyPluginAsyncTypebox = async function healthRoutes (fas
       response: { 200: ReadySchema, 503: ReadySchema }
     }
   }, async function ready (request, reply) {
-    const [database, tokenStore] = await Promise.all([probe(fastify.users.ping), probe(fastify.tokenStore.ping)])
+    const { users, tokenStore: store, databaseKind } = fastify.tollgate
+    const [database, tokenStore] = await Promise.all([probe(users.ping), probe(store.ping)])
     const ok = database === 'up' && tokenStore === 'up'
     if (!ok) reply.code(503).header('retry-after', '5')
     return {
       status: ok ? 'ready' as const : 'unavailable' as const,
       checks: { database, token_store: tokenStore },
-      backends: { database: fastify.databaseKind, token_store: fastify.tokenStore.kind }
+      backends: { database: databaseKind, token_store: store.kind }
     }
   })
 }

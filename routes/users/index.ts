@@ -1,10 +1,10 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toUserBody } from '../../src/entities/user.js'
-import { InvalidTokenError, WrongPasswordError } from '../../src/errors.js'
 import { BEARER_SECURITY, UserSchema, errorResponse } from '../../src/schemas.js'
 
+/** GET and DELETE /users/me. */
 const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fastify) {
-  const { users, tokenStore, passwords } = fastify
+  const { sessions } = fastify.tollgate
 
   fastify.get('/me', {
     onRequest: [fastify.authenticate],
@@ -19,9 +19,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fasti
       }
     }
   }, async function me (request) {
-    const user = await users.findById(request.user.id)
-    if (!user) throw new InvalidTokenError()
-    return toUserBody(user)
+    return toUserBody(await sessions.currentUser(request.user))
   })
 
   fastify.delete('/me', {
@@ -39,12 +37,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fasti
       }
     }
   }, async function deleteMe (request, reply) {
-    const user = await users.findById(request.user.id)
-    if (!user) throw new InvalidTokenError()
-    if (!await passwords.verify(user.passwordHash, request.body.password)) throw new WrongPasswordError()
-    // Sessions first: if Redis is down this fails with 503 and nothing is deleted.
-    await tokenStore.endSessions({ userId: user.id, now: Date.now() })
-    await users.remove(user.id)
+    await sessions.deleteAccount(request.user, request.body.password)
     return reply.code(204).send(null)
   })
 }

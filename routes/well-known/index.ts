@@ -19,7 +19,7 @@ const wellKnownRoutes: FastifyPluginAsyncTypebox = async function wellKnownRoute
     }
   }, async function jwks (request, reply) {
     reply.header('cache-control', 'public, max-age=300')
-    return fastify.jwks
+    return fastify.tollgate.jwks
   })
 }
 

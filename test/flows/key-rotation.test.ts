@@ -10,7 +10,7 @@ async function deployment (t: TestContext) {
   const old = testKeys()
   const next = { ...testKeys(), refreshSecret: old.refreshSecret }
   const before = await build(t, { keys: old, config: { DATABASE_URL: databaseUrl } })
-  const shared = { DATABASE_URL: databaseUrl, REDIS_KEY_PREFIX: before.config.REDIS_KEY_PREFIX }
+  const shared = { DATABASE_URL: databaseUrl, REDIS_KEY_PREFIX: before.tollgate.config.REDIS_KEY_PREFIX }
   const after = (config: { ACCESS_TOKEN_PUBLIC_KEYS?: string } = {}) => build(t, { keys: next, config: { ...shared, ...config } })
   return { before, after, oldPublicKey: publicKeyPem(old.accessPrivateKey), newPublicKey: publicKeyPem(next.accessPrivateKey) }
 }
@@ -48,7 +48,7 @@ t.test('the next key can be published before it signs; the signing key listed ag
   const { before, after, newPublicKey, oldPublicKey } = await deployment(t)
   const publishing = await build(t, {
     keys: before.testKeys,
-    config: { DATABASE_URL: before.config.DATABASE_URL, REDIS_KEY_PREFIX: before.config.REDIS_KEY_PREFIX, ACCESS_TOKEN_PUBLIC_KEYS: `${newPublicKey}\n${oldPublicKey}` }
+    config: { DATABASE_URL: before.tollgate.config.DATABASE_URL, REDIS_KEY_PREFIX: before.tollgate.config.REDIS_KEY_PREFIX, ACCESS_TOKEN_PUBLIC_KEYS: `${newPublicKey}\n${oldPublicKey}` }
   })
   const { tokens } = await registerAndLogin(publishing)
   const oldKid = headerOf(tokens.access_token).kid

@@ -221,8 +221,8 @@ t.test('access token verification', async t => {
   })
 
   t.test('iss and aud must match exactly', async t => {
-    const iss = app.config.JWT_ISSUER
-    const aud = app.config.JWT_AUDIENCE
+    const iss = app.tollgate.config.JWT_ISSUER
+    const aud = app.tollgate.config.JWT_AUDIENCE
     const cases: Array<[string, Record<string, unknown>]> = [
       ['iss a prefix of ours', { iss: iss.slice(0, -1) }],
       ['iss with a suffix', { iss: `${iss}x` }],
@@ -296,10 +296,10 @@ t.test('the checks hold for the token service itself, on fast-jwt cache hits', a
   ]
   for (const [name, token] of hostile) {
     for (let call = 1; call <= 3; call++) {
-      t.throws(() => app.tokens.verifyAccessToken(token), { code: 'INVALID_TOKEN', statusCode: 401 }, `${name}: call ${call} throws`)
+      t.throws(() => app.tollgate.tokens.verifyAccessToken(token), { code: 'INVALID_TOKEN', statusCode: 401 }, `${name}: call ${call} throws`)
     }
   }
-  t.equal(app.tokens.verifyAccessToken(real).sub, claimsOf(real).sub, 'control: the real token verifies')
+  t.equal(app.tollgate.tokens.verifyAccessToken(real).sub, claimsOf(real).sub, 'control: the real token verifies')
 })
 
 t.test('an HS256 deployment: HMAC with the refresh secret and other hashes are rejected', async t => {

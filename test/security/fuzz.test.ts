@@ -404,7 +404,7 @@ t.test('fuzz: schema-violating requests to every route are 4xx in the error shap
   }
 
   await t.test('no fuzzed request spent the session: its tokens still work', async t => {
-    t.ok((await app.tokenStore.liveRefreshJtis(user.userId)).includes(claimsOf(credentials.refresh).jti as string), 'the refresh token is still the live one')
+    t.ok((await app.tollgate.tokenStore.liveRefreshJtis(user.userId)).includes(claimsOf(credentials.refresh).jti as string), 'the refresh token is still the live one')
     t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: bearer(credentials.access) })).statusCode, 200, 'the access token')
     t.equal((await refresh(app, credentials.refresh)).statusCode, 200, 'the refresh token rotates')
   })

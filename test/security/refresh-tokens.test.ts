@@ -66,7 +66,7 @@ t.test('refresh token verification', async t => {
       ['HS384 with the refresh secret', { header: { alg: 'HS384' }, signer: hmacSigner('sha384', secret) }],
       ['HS512 with the refresh secret', { header: { alg: 'HS512' }, signer: hmacSigner('sha512', secret) }],
       ['EdDSA with the access key', { header: { alg: 'EdDSA' }, signer: ed25519Signer(accessKey) }],
-      ['EdDSA with the access key and its kid', { header: { alg: 'EdDSA', kid: app.jwks.keys[0]?.kid }, signer: ed25519Signer(accessKey) }],
+      ['EdDSA with the access key and its kid', { header: { alg: 'EdDSA', kid: app.tollgate.jwks.keys[0]?.kid }, signer: ed25519Signer(accessKey) }],
       ['EdDSA with another Ed25519 key', { header: { alg: 'EdDSA' }, signer: freshKeySigner('EdDSA') }],
       ['RS256 with a fresh key', { header: { alg: 'RS256' }, signer: freshKeySigner('RS256') }],
       ['PS256 with a fresh key', { header: { alg: 'PS256' }, signer: freshKeySigner('PS256') }],
@@ -77,7 +77,7 @@ t.test('refresh token verification', async t => {
       ['HS256 with the access public key DER in base64', { signer: hmacSigner('sha256', der.toString('base64')) }],
       ['HS256 with the access private key PEM', { signer: hmacSigner('sha256', accessKey) }],
       ['HS256 with the bytes the secret spells in base64url', { signer: hmacSigner('sha256', Buffer.from(secret, 'base64url')) }],
-      ['HS256 with the issuer name', { signer: hmacSigner('sha256', app.config.JWT_ISSUER) }]
+      ['HS256 with the issuer name', { signer: hmacSigner('sha256', app.tollgate.config.JWT_ISSUER) }]
     ]
     for (const [name, changes] of cases) t.test(name, t => rejected(t, forged(changes)))
   })
@@ -93,7 +93,7 @@ t.test('refresh token verification', async t => {
       ['cty "JWT" (a nested JWT)', { cty: 'JWT' }],
       ['crit with an unknown extension', { crit: ['x-tollgate'], 'x-tollgate': true }],
       ['an unknown member', { foo: 'bar' }],
-      ['the access kid', { kid: app.jwks.keys[0]?.kid }],
+      ['the access kid', { kid: app.tollgate.jwks.keys[0]?.kid }],
       ['a path traversal kid', { kid: '../../../../etc/passwd' }],
       ['an SQL kid', { kid: "' OR '1'='1' --" }],
       ['a very long kid', { kid: 'k'.repeat(2000) }],
@@ -171,17 +171,17 @@ t.test('refresh token verification', async t => {
   })
 
   t.test('iss and aud must match exactly', async t => {
-    const iss = app.config.JWT_ISSUER
+    const iss = app.tollgate.config.JWT_ISSUER
     const aud = `${iss}#refresh`
     const cases: Array<[string, Record<string, unknown>]> = [
       ['iss a prefix of ours', { iss: iss.slice(0, -1) }],
       ['iss with a suffix', { iss: `${iss}x` }],
       ['iss in another case', { iss: iss.toUpperCase() }],
-      ['aud the access audience', { aud: app.config.JWT_AUDIENCE }],
+      ['aud the access audience', { aud: app.tollgate.config.JWT_AUDIENCE }],
       ['aud a prefix of ours', { aud: aud.slice(0, -1) }],
       ['aud with a suffix', { aud: `${aud}x` }],
       ['aud in another case', { aud: aud.toUpperCase() }],
-      ['aud an array without ours', { aud: [app.config.JWT_AUDIENCE, 'another'] }]
+      ['aud an array without ours', { aud: [app.tollgate.config.JWT_AUDIENCE, 'another'] }]
     ]
     for (const [name, claims] of cases) t.test(name, t => rejected(t, forged({ claims })))
   })

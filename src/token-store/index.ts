@@ -1,10 +1,12 @@
 /**
- * Where refresh-token state lives: the allowlist of live refresh jtis per user, session metadata,
- * and access-token revocation. Implemented on Redis (production) and in process (embedded default);
- * both pass the same contract tests. Times are unix milliseconds.
+ * The token-store port: where refresh-token state lives (the allowlist of live refresh jtis per
+ * user, session metadata, access-token revocation). Implemented on Redis (./redis.js, production)
+ * and in process (./memory.js, the embedded default); both pass the contract suite in
+ * ./contract.js, which another implementation can run too. Times are unix milliseconds.
  */
 export interface TokenStore {
-  readonly kind: 'redis' | 'memory'
+  /** What backs it, as /health/ready reports it: `redis`, `memory`, or another store's own name. */
+  readonly kind: string
   /** Starts a session whose first refresh token is `jti`. */
   createSession (session: NewSession): Promise<void>
   /** Atomically swaps the presented jti for `nextJti`, or says why not. */
@@ -19,13 +21,18 @@ export interface TokenStore {
   /** The user's live refresh jtis (the allowlist), for inspection and tests. */
   liveRefreshJtis (userId: string): Promise<string[]>
   ping (): Promise<void>
+  /** Releases what the store opened (never a client it was handed). */
+  close (): Promise<void>
 }
 
+/** The lifetimes every store is built with, in ms. */
 export interface TokenStoreOptions {
-  /** Idle timeout of a session, ms. */
+  /** Idle timeout of a session. */
   idleTtl: number
-  /** How long the previous refresh token still gets the same successor, ms; 0 = strict. */
+  /** How long the previous refresh token still gets the same successor; 0 = strict. */
   reuseInterval: number
+  /** Absolute session lifetime: how long a user's state (such as the not-before mark) is kept. */
+  absoluteTtl: number
 }
 
 export interface NewSession {

@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis'
-import { DependencyError } from './errors.js'
-import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from './token-store.js'
+import { DependencyError } from '../errors.js'
+import type { RedisClient } from '../redis-client.js'
+import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from './index.js'
 
 /*
  * Keys of one user share the hash tag {<user id>}, so every script below touches one Cluster slot.
@@ -124,6 +124,8 @@ return out
 `
 
 interface TollgateCommands {
+  smembers (key: string): Promise<string[]>
+  ping (): Promise<string>
   tollgateCreateSession (...args: Array<string | number>): Promise<number>
   tollgateRotate (...args: Array<string | number>): Promise<string[]>
   tollgateIsAccessAllowed (...args: Array<string | number>): Promise<number>
@@ -135,9 +137,9 @@ interface TollgateCommands {
 /**
  * The revocation check of every authenticated request, in one round trip: the session is live, the
  * access jti not revoked, and the token issued after the user's not-before. Read-only, so an app
- * that only verifies tokens (plugins/verify-only.ts) runs it against the Tollgate server's Redis.
+ * that only verifies tokens (tollgate/verify) runs it against the Tollgate server's Redis.
  */
-export function createRedisAccessCheck ({ redis, prefix }: { redis: Redis, prefix: string }): TokenStore['isAccessAllowed'] {
+export function createRedisAccessCheck ({ redis, prefix }: { redis: RedisClient, prefix: string }): TokenStore['isAccessAllowed'] {
   const r = withScripts(redis, [['tollgateIsAccessAllowed', IS_ACCESS_ALLOWED, 3]])
   return async function isAccessAllowed (a) {
     const base = `${prefix}:{${a.userId}}`
@@ -145,11 +147,12 @@ export function createRedisAccessCheck ({ redis, prefix }: { redis: Redis, prefi
   }
 }
 
-function withScripts (redis: Redis, scripts: Array<[keyof TollgateCommands, string, number]>): Redis & TollgateCommands {
+// defineCommand adds each script as a method of the client, once per client.
+function withScripts (redis: RedisClient, scripts: Array<[keyof TollgateCommands, string, number]>): TollgateCommands {
   for (const [name, lua, numberOfKeys] of scripts) {
     if (!(name in redis)) redis.defineCommand(name, { lua, numberOfKeys })
   }
-  return redis as unknown as Redis & TollgateCommands
+  return redis as unknown as TollgateCommands
 }
 
 // Any Redis failure (down, hung, timed out) becomes a 503: revocation fails closed.
@@ -162,10 +165,10 @@ async function call<T> (run: () => Promise<T>): Promise<T> {
 }
 
 export interface RedisTokenStoreOptions extends TokenStoreOptions {
-  redis: Redis
+  /** A client its caller owns (and closes); REDIS_CLIENT_OPTIONS make an outage fail fast. */
+  redis: RedisClient
+  /** Every key starts with it: several deployments can share one Redis. */
   prefix: string
-  /** Absolute session lifetime, ms: a user's sets expire this long after their last login. */
-  absoluteTtl: number
 }
 
 export function createRedisTokenStore ({ redis, prefix, idleTtl, reuseInterval, absoluteTtl }: RedisTokenStoreOptions): TokenStore {
@@ -221,6 +224,9 @@ export function createRedisTokenStore ({ redis, prefix, idleTtl, reuseInterval, 
 
     liveRefreshJtis: (userId) => call(() => r.smembers(`${base(userId)}:rt`)),
 
-    ping: () => call(() => r.ping()).then(() => undefined)
+    ping: () => call(() => r.ping()).then(() => undefined),
+
+    // The client is its caller's to close.
+    async close () {}
   }
 }

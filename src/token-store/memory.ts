@@ -1,5 +1,5 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
-import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from './token-store.js'
+import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from './index.js'
 
 interface Session {
   jti: string
@@ -23,8 +23,6 @@ interface UserState {
 }
 
 export interface MemoryTokenStoreOptions extends TokenStoreOptions {
-  /** Absolute session lifetime, ms: how long a user's not-before mark is kept. */
-  absoluteTtl: number
   /** Where the state is kept across graceful restarts (written on close, read at start). */
   snapshotPath?: string
 }
@@ -38,11 +36,11 @@ interface Snapshot {
 const SWEEP_INTERVAL_MS = 60_000
 
 /**
- * The embedded default's token store: the semantics of the Redis store (see redis-token-store.ts)
+ * The embedded default's token store: the semantics of the Redis store (see ./redis.ts)
  * for one process. Every method does its work synchronously before its first await, so each is
  * atomic the way a Lua script is on Redis.
  */
-export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, snapshotPath }: MemoryTokenStoreOptions): TokenStore & { close (): void } {
+export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, snapshotPath }: MemoryTokenStoreOptions): TokenStore {
   const users = new Map<string, UserState>()
   /** `<user id>:<access jti>` → when that access token expires. */
   const revokedAccess = new Map<string, number>()
@@ -187,7 +185,7 @@ export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, s
 
     async ping () {},
 
-    close () {
+    async close () {
       clearInterval(sweeper)
       if (!snapshotPath) return
       const snapshot: Snapshot = {

@@ -1,5 +1,6 @@
-import { createVerifier } from 'fast-jwt'
-import { InvalidTokenError } from './errors.js'
+import { randomUUID } from 'node:crypto'
+import { createSigner, createVerifier } from 'fast-jwt'
+import { InvalidTokenError } from '../errors.js'
 import { LEEWAY_SECONDS, hasCanonicalSignature, hasNoDuplicateClaims, hasOnlyHeaderMembers, hasSaneClaims } from './jwt-checks.js'
 
 export const ACCESS_TOKEN_TYP = 'at+jwt'
@@ -7,6 +8,8 @@ export const ACCESS_TOKEN_TYP = 'at+jwt'
 export const ACCESS_REQUIRED = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'client_id', 'sid']
 const ACCESS_HEADER_MEMBERS = 3 // alg, typ, kid
 const DEFAULT_CACHE_SIZE = 10_000
+// RFC 9068 client_id: tokens from the password grant are issued to Tollgate's own first-party client.
+export const FIRST_PARTY_CLIENT_ID = 'tollgate'
 
 export interface AccessClaims {
   iss: string
@@ -38,10 +41,41 @@ export interface AccessTokenVerifierOptions {
 
 export type VerifyAccessToken = (token: string) => AccessClaims
 
+/** The key that signs access tokens: an Ed25519 private key (PEM) or an HS256 secret. */
+export type SigningKey =
+  | { alg: 'EdDSA', kid: string, privateKey: string }
+  | { alg: 'HS256', kid: string, secret: string }
+
+export interface AccessTokenSignerOptions {
+  issuer: string
+  audience: string
+  key: SigningKey
+  /** Lifetime, seconds. */
+  ttl: number
+}
+
+/** Signs access tokens (RFC 9068): header `typ: at+jwt` and `kid`, a fresh jti each. */
+export function createAccessTokenSigner ({ issuer, audience, key, ttl }: AccessTokenSignerOptions) {
+  const sign = createSigner({
+    algorithm: key.alg,
+    key: key.alg === 'EdDSA' ? key.privateKey : key.secret,
+    kid: key.kid,
+    header: { alg: key.alg, typ: ACCESS_TOKEN_TYP },
+    iss: issuer,
+    aud: audience,
+    expiresIn: ttl * 1000 // milliseconds in fast-jwt
+  })
+  return function signAccessToken (input: { userId: string, sid: string, roles: string[] }) {
+    const jti = randomUUID()
+    const token = sign({ sub: input.userId, client_id: FIRST_PARTY_CLIENT_ID, jti, sid: input.sid, roles: input.roles })
+    return { token, jti, expiresIn: ttl }
+  }
+}
+
 /**
  * Verifies access tokens with fast-jwt, one verifier per key with its algorithm pinned (RFC 8725),
  * plus the checks fast-jwt leaves to us. Throws InvalidTokenError, whatever the reason.
- * Shared by the Tollgate server and by apps that only verify (plugins/verify-only.ts).
+ * Shared by the Tollgate server and by apps that only verify (tollgate/verify).
  */
 export function createAccessTokenVerifier (options: AccessTokenVerifierOptions): VerifyAccessToken {
   const { issuer, audience, maxLifetime, cacheSize = DEFAULT_CACHE_SIZE } = options
@@ -100,7 +134,8 @@ export function createAccessTokenVerifier (options: AccessTokenVerifierOptions):
   }
 }
 
-function parseHeader (token: string): Record<string, unknown> | null {
+/** The JOSE header of a compact JWT, unverified; null if it is not a JSON object. */
+export function parseHeader (token: string): Record<string, unknown> | null {
   try {
     const header: unknown = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'))
     return typeof header === 'object' && header !== null && !Array.isArray(header) ? header as Record<string, unknown> : null

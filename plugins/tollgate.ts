@@ -1,0 +1,177 @@
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { AjvCompiler } from '@fastify/ajv-compiler'
+import type { FastifyInstance, FastifySchemaCompiler } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Config } from '../src/config.js'
+import { openDatabase } from '../src/database.js'
+import { loadKeys, publicJwks, type PublicJwk } from '../src/keys.js'
+import { configFromOptions, type TollgateOptions } from '../src/options.js'
+import { createPasswordHasher, type PasswordHasher } from '../src/password.js'
+import { createRedisClient, waitForFirstConnection, type RedisClient } from '../src/redis-client.js'
+import { sharedSchemas } from '../src/schemas.js'
+import { createSessionService, type SessionService } from '../src/sessions/session-service.js'
+import type { TokenStore } from '../src/token-store/index.js'
+import { createMemoryTokenStore } from '../src/token-store/memory.js'
+import { createRedisTokenStore } from '../src/token-store/redis.js'
+import { createTokenService, type TokenService } from '../src/tokens/token-service.js'
+import { createUserRepository, type UserRepository } from '../src/user-repository.js'
+import authenticatePlugin from './authenticate.js'
+import errorsPlugin from './errors.js'
+import httpSecurityPlugin from './http-security.js'
+import { createRateLimits, type RateLimits } from './rate-limit.js'
+import swaggerPlugin from './swagger.js'
+import authRoutes from '../routes/auth/index.js'
+import healthRoutes from '../routes/health/index.js'
+import usersRoutes from '../routes/users/index.js'
+import wellKnownRoutes from '../routes/well-known/index.js'
+
+export type { TollgateOptions } from '../src/options.js'
+export type { AuthenticatedUser } from './authenticate.js'
+
+/** What Tollgate decorates the app with, besides `authenticate` and `request.user`: one namespace. */
+export interface Tollgate {
+  /** The validated settings, with every default filled in. */
+  config: Config
+  users: UserRepository
+  /** The grants and sessions: login, refresh, logout, password change, account deletion. */
+  sessions: SessionService
+  tokens: TokenService
+  tokenStore: TokenStore
+  passwords: PasswordHasher
+  /** The public keys that verify access tokens, as GET /.well-known/jwks.json serves them. */
+  jwks: { keys: PublicJwk[] }
+  databaseKind: 'postgresql' | 'pglite'
+  rateLimits: RateLimits
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tollgate: Tollgate
+  }
+}
+
+// Auth bodies are small; anything larger is a 413 before parsing, whatever the host's bodyLimit.
+const BODY_LIMIT = 16 * 1024
+// Tollgate's routes validate alike under any host: a number where a string is expected is a 400,
+// and an unknown field is refused, never silently dropped.
+const AJV_OPTIONS = { coerceTypes: false, removeAdditional: false, allErrors: false } as const
+
+/**
+ * The whole Tollgate auth server, registered in boot order into a host app (the standalone server
+ * is one such host). The host gets `authenticate`, `request.user` and `app.tollgate`; everything
+ * else (error handler, security headers, CORS, validation, docs, routes) lives in an encapsulated
+ * scope under `prefix`, so the host's own routes keep their own.
+ */
+async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
+  // 1. Settings and keys: a bad option fails here, at registration, naming the option.
+  const config = configFromOptions(options)
+  const keys = await loadKeys(config)
+  if (keys.generated.length > 0) {
+    fastify.log.warn({ files: keys.generated }, 'generated signing keys; set the access and refresh keys in production')
+  }
+
+  // 2. Resources: servers when given, the embedded default otherwise. Each closes what it opened.
+  const database = await openDatabase(config.DATABASE_URL ? { url: config.DATABASE_URL } : { pgliteDir: join(config.DATA_DIR, 'pglite') })
+  fastify.addHook('onClose', async function closeDatabase () { await database.close() })
+  await database.migrate()
+
+  let redis: RedisClient | undefined
+  if (typeof options.redis === 'string') {
+    const created = createRedisClient(options.redis, (err) => fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error'))
+    fastify.addHook('onClose', async function closeRedis () { created.disconnect() })
+    redis = created
+  } else {
+    // The host's client: used, never closed.
+    redis = options.redis
+  }
+  // With Redis down or hung the app boots anyway, not ready (503 on /health/ready).
+  if (redis) await waitForFirstConnection(redis)
+
+  const storeOptions = {
+    idleTtl: config.REFRESH_IDLE_TTL * 1000,
+    reuseInterval: config.REFRESH_REUSE_INTERVAL * 1000,
+    absoluteTtl: config.REFRESH_TOKEN_TTL * 1000
+  }
+  let tokenStore: TokenStore
+  if (options.tokenStore) {
+    tokenStore = options.tokenStore
+  } else {
+    if (redis) {
+      tokenStore = createRedisTokenStore({ redis, prefix: config.REDIS_KEY_PREFIX, ...storeOptions })
+    } else {
+      await mkdir(config.DATA_DIR, { recursive: true, mode: 0o700 })
+      tokenStore = createMemoryTokenStore({ ...storeOptions, snapshotPath: join(config.DATA_DIR, 'token-store.json') })
+      fastify.log.warn('no Redis: the in-process token store serves this one process only (sessions are kept in DATA_DIR across graceful restarts, lost on a crash). Production needs Redis.')
+    }
+    const created = tokenStore
+    fastify.addHook('onClose', async function closeTokenStore () { await created.close() })
+  }
+
+  // 3. Services: passwords, tokens, users, and the grants built on them.
+  const passwords = createPasswordHasher({ concurrency: config.PASSWORD_HASH_CONCURRENCY, queue: config.PASSWORD_HASH_QUEUE })
+  const tokens = createTokenService({
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    keys,
+    accessTokenTtl: config.ACCESS_TOKEN_TTL,
+    refreshIdleTtl: config.REFRESH_IDLE_TTL
+  })
+  const users = createUserRepository(database.orm)
+  const sessions = createSessionService({ config, users, passwords, tokens, tokenStore, log: fastify.log })
+  fastify.decorate('tollgate', {
+    config,
+    users,
+    sessions,
+    tokens,
+    tokenStore,
+    passwords,
+    jwks: publicJwks(keys),
+    databaseKind: database.kind,
+    rateLimits: createRateLimits(config, redis)
+  } satisfies Tollgate)
+
+  // 4. What the host's routes get: `authenticate` and `request.user`.
+  await fastify.register(authenticatePlugin, { verifyAccessToken: tokens.verifyAccessToken, isAccessAllowed: tokenStore.isAccessAllowed })
+
+  // 5. Tollgate's own HTTP surface, encapsulated under the prefix.
+  await fastify.register(tollgateHttp, {
+    prefix: options.prefix ?? '',
+    corsOrigins: config.CORS_ORIGINS.split(',').filter(Boolean),
+    docs: options.docs === true,
+    health: options.health === true
+  })
+}
+
+interface HttpOptions {
+  corsOrigins: string[]
+  docs: boolean
+  health: boolean
+}
+
+async function tollgateHttp (scope: FastifyInstance, { corsOrigins, docs, health }: HttpOptions) {
+  // The shape of every error, security headers and CORS: for these routes only.
+  await scope.register(errorsPlugin)
+  await scope.register(httpSecurityPlugin, { corsOrigins })
+
+  // Validation and body size as Tollgate defines them, whatever the host's ajv and bodyLimit.
+  const externalSchemas = Object.fromEntries(sharedSchemas.map(schema => [schema.$id as string, schema]))
+  scope.setValidatorCompiler(AjvCompiler()(externalSchemas, { customOptions: AJV_OPTIONS }) as FastifySchemaCompiler<unknown>)
+  scope.addHook('onRoute', function limitBody (route) { route.bodyLimit ??= BODY_LIMIT })
+  for (const schema of sharedSchemas) scope.addSchema(schema)
+
+  // Docs, registered before the routes so that they see them all.
+  if (docs) await scope.register(swaggerPlugin)
+
+  await scope.register(authRoutes, { prefix: '/auth' })
+  await scope.register(usersRoutes, { prefix: '/users' })
+  await scope.register(wellKnownRoutes, { prefix: '/.well-known' })
+  if (health) await scope.register(healthRoutes, { prefix: '/health' })
+}
+
+const tollgatePlugin = fp(tollgate, { name: 'tollgate', fastify: '5.x' })
+
+export default tollgatePlugin
+export { tollgatePlugin as tollgate }
+export { REDIS_CLIENT_OPTIONS as redisClientOptions } from '../src/redis-client.js'
+export { OptionsError } from '../src/options.js'

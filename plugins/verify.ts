@@ -1,0 +1,96 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { createJwksVerifier, type Jwks } from '../src/tokens/jwks-verifier.js'
+import { waitForFirstConnection, type RedisClient } from '../src/redis-client.js'
+import { createRedisAccessCheck } from '../src/token-store/redis.js'
+import authenticatePlugin from './authenticate.js'
+
+export type { AuthenticatedUser } from './authenticate.js'
+export type { Jwks } from '../src/tokens/jwks-verifier.js'
+export type { RedisClient } from '../src/redis-client.js'
+export { REDIS_CLIENT_OPTIONS as redisClientOptions } from '../src/redis-client.js'
+
+export interface TollgateVerifyOptions {
+  /** The Tollgate server's JWKS URL (`…/.well-known/jwks.json`): fetched at registration, and again for an unknown `kid`. */
+  jwksUrl?: string
+  /** The server's keys inline, instead of `jwksUrl` (never fetched again). */
+  jwks?: Jwks
+  /** The server's `issuer` (JWT_ISSUER): required, since a mismatch refuses every token. */
+  issuer: string
+  /** The server's `audience` (JWT_AUDIENCE): required. */
+  audience: string
+  /**
+   * A client of the Tollgate server's Redis (ioredis 5 or 6): each request is checked against the
+   * server's revocations in one round trip, so a logout counts here at once. Create it with
+   * `redisClientOptions` so an outage answers 503 at once. You own it; it is never closed here.
+   */
+  redis?: RedisClient
+  /**
+   * Verify statelessly, without Redis: a token stays accepted after logout, logout-all or a password
+   * change until it expires (the server's accessTokenTtl, 10 minutes by default). Exactly one of
+   * `redis` and this must be given.
+   */
+  acceptRevokedTokensUntilExpiry?: boolean
+  /** The server's `redisKeyPrefix` (REDIS_KEY_PREFIX). Default `tollgate`. */
+  redisKeyPrefix?: string
+  /** The server's `accessTokenTtl`, seconds: a longer-lived token is refused. Default 600. */
+  maxTokenLifetime?: number
+  /** Least time between two fetches of the JWKS for unknown kids, seconds. Default 60. */
+  jwksCooldown?: number
+}
+
+const DEFAULT_REDIS_KEY_PREFIX = 'tollgate'
+const DEFAULT_MAX_TOKEN_LIFETIME = 600
+const DEFAULT_JWKS_COOLDOWN = 60
+
+/**
+ * tollgate/verify, for a resource server: `app.authenticate` accepts the access tokens a Tollgate
+ * server issues, with the server's own checks (and, given its Redis, its revocations), and no
+ * routes, database or private keys. It loads neither the ORM, PGlite nor argon2.
+ */
+async function tollgateVerify (fastify: FastifyInstance, options: TollgateVerifyOptions) {
+  const { issuer, audience, redis } = options
+  if (!issuer || !audience) throw new Error('tollgate/verify: `issuer` and `audience` are required (the server\'s issuer and audience)')
+  if ((options.jwksUrl === undefined) === (options.jwks === undefined)) throw new Error('tollgate/verify: pass exactly one of `jwksUrl` and `jwks`')
+  if (redis && options.acceptRevokedTokensUntilExpiry) {
+    throw new Error('tollgate/verify: pass `redis` or `acceptRevokedTokensUntilExpiry`, not both')
+  }
+  if (!redis && options.acceptRevokedTokensUntilExpiry !== true) {
+    throw new Error('tollgate/verify: pass `redis` (a client of the Tollgate server\'s Redis) so that a logout on the server counts here at once, ' +
+      'or set `acceptRevokedTokensUntilExpiry: true` to verify without it: a logged-out token is then accepted until it expires')
+  }
+
+  const verifyAccessToken = await createJwksVerifier({
+    source: options.jwksUrl !== undefined ? { url: options.jwksUrl } : { jwks: options.jwks as Jwks },
+    issuer,
+    audience,
+    maxLifetime: options.maxTokenLifetime ?? DEFAULT_MAX_TOKEN_LIFETIME,
+    cooldownMs: (options.jwksCooldown ?? DEFAULT_JWKS_COOLDOWN) * 1000,
+    onRefreshError: (err) => fastify.log.warn({ err: { message: (err as Error).message } }, 'tollgate/verify: the JWKS could not be fetched again')
+  })
+
+  let warnedRevoked = false
+  if (redis) {
+    // A lazy client (redisClientOptions) that was never connected would answer the first requests with 503.
+    await waitForFirstConnection(redis)
+  }
+  await fastify.register(authenticatePlugin, {
+    verifyAccessToken,
+    ...(redis && {
+      isAccessAllowed: createRedisAccessCheck({ redis, prefix: options.redisKeyPrefix ?? DEFAULT_REDIS_KEY_PREFIX }),
+      onRevoked () {
+        if (warnedRevoked) return
+        warnedRevoked = true
+        // Once: every token refused as revoked is what a wrong Redis or key prefix looks like.
+        fastify.log.warn('tollgate/verify: a valid token was refused because its session is not live in Redis. If every token is refused, ' +
+          '`redis` is not the Tollgate server\'s Redis, `redisKeyPrefix` differs from the server\'s, or the server runs its in-process store ' +
+          '(no Redis to share: use `acceptRevokedTokensUntilExpiry: true`)')
+      }
+    })
+  })
+}
+
+const tollgateVerifyPlugin = fp(tollgateVerify, { name: 'tollgate-verify', fastify: '5.x' })
+
+export default tollgateVerifyPlugin
+export { tollgateVerifyPlugin as tollgateVerify }

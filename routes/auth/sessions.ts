@@ -1,0 +1,64 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { BEARER_SECURITY, errorResponse } from '../../src/schemas.js'
+
+const SessionSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  created_at: Type.String({ format: 'date-time' }),
+  last_used_at: Type.String({ format: 'date-time', description: 'Last login or refresh' }),
+  expires_at: Type.String({ format: 'date-time', description: 'Absolute end of the session' }),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  current: Type.Boolean({ description: 'The session of the token that asked' })
+}, { additionalProperties: false })
+
+/** GET /sessions and DELETE /sessions/:id. */
+const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes (fastify) {
+  const { sessions } = fastify.tollgate
+
+  fastify.get('/sessions', {
+    onRequest: [fastify.authenticate],
+    schema: {
+      tags: ['auth'],
+      summary: 'List the live sessions of the user, newest first',
+      security: BEARER_SECURITY,
+      response: {
+        200: Type.Array(SessionSchema),
+        401: errorResponse('Missing, invalid or revoked access token'),
+        503: errorResponse('A backing service is unavailable')
+      }
+    }
+  }, async function listSessions (request) {
+    const live = await sessions.listSessions(request.user)
+    return live.map(s => ({
+      id: s.id,
+      created_at: new Date(s.createdAt).toISOString(),
+      last_used_at: new Date(s.lastUsedAt).toISOString(),
+      expires_at: new Date(s.expiresAt).toISOString(),
+      user_agent: s.userAgent,
+      ip: s.ip,
+      current: s.id === request.user.sid
+    }))
+  })
+
+  fastify.delete('/sessions/:id', {
+    onRequest: [fastify.authenticate],
+    schema: {
+      tags: ['auth'],
+      summary: 'End one session of the user',
+      security: BEARER_SECURITY,
+      params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+      response: {
+        204: Type.Null({ description: 'Session ended' }),
+        400: errorResponse('The id is not a UUID'),
+        401: errorResponse('Missing, invalid or revoked access token'),
+        404: errorResponse('No such session of this user'),
+        503: errorResponse('A backing service is unavailable')
+      }
+    }
+  }, async function endSession (request, reply) {
+    await sessions.endSession(request.user, request.params.id)
+    return reply.code(204).send(null)
+  })
+}
+
+export default sessionsRoutes

@@ -1,0 +1,150 @@
+import { ConfigError, loadConfig, type Config, type ConfigInput } from './config.js'
+import type { RedisClient } from './redis-client.js'
+import type { TokenStore } from './token-store/index.js'
+
+/**
+ * The options of the `tollgate` plugin: the server's configuration in camelCase (the variable each
+ * mirrors is named in its comment; README.md lists them all), plus what only a host can hand over.
+ * Unset options take the server's defaults. With neither `databaseUrl` nor `redis`, Tollgate runs on
+ * its embedded default: PGlite and an in-process token store under `dataDir`.
+ */
+export interface TollgateOptions {
+  /** URL prefix of every Tollgate route: `/id` serves `/id/auth/login`, `/id/.well-known/jwks.json`… Default none. */
+  prefix?: string
+  /** The exact `iss` of every token (JWT_ISSUER). Default `tollgate`. */
+  issuer?: string
+  /** The `aud` of access tokens (JWT_AUDIENCE). Default `tollgate-api`. */
+  audience?: string
+  /** A postgres:// URL for the users (DATABASE_URL). Unset: PGlite under `dataDir`. */
+  databaseUrl?: string
+  /**
+   * Redis for sessions, revocation and rate limits: a redis:// URL (REDIS_URL; Tollgate creates and
+   * closes the client) or an ioredis 5 or 6 client you own, such as @fastify/redis's `app.redis`
+   * (create it with `redisClientOptions` so an outage answers 503 at once). Unset: in-process store.
+   */
+  redis?: string | RedisClient
+  /** Start of every Redis key (REDIS_KEY_PREFIX), so deployments can share a Redis. Default `tollgate`. */
+  redisKeyPrefix?: string
+  /** A token store of your own, instead of the Redis or in-process one (see `tollgate/token-store`). */
+  tokenStore?: TokenStore
+  /** Where the embedded default keeps PGlite, its token store and generated keys (DATA_DIR). Default `./.data`. */
+  dataDir?: string
+  /** `EdDSA` (default: others verify with the JWKS) or `HS256` (ACCESS_TOKEN_ALG). */
+  accessTokenAlg?: 'EdDSA' | 'HS256'
+  /** Ed25519 private key, PEM, that signs access tokens (ACCESS_TOKEN_PRIVATE_KEY). Unset: generated into `dataDir`. */
+  accessTokenPrivateKey?: string
+  /** More Ed25519 public keys (PEM) that verify and are published, for key rotation (ACCESS_TOKEN_PUBLIC_KEYS). */
+  accessTokenPublicKeys?: string
+  /** HS256 secret for access tokens, 32+ characters (ACCESS_TOKEN_SECRET); only with `accessTokenAlg: 'HS256'`. */
+  accessTokenSecret?: string
+  /** HS256 secret for refresh tokens, 32+ characters (REFRESH_TOKEN_SECRET). Unset: generated into `dataDir`. */
+  refreshTokenSecret?: string
+  /** Access token lifetime, seconds (ACCESS_TOKEN_TTL). Default 600. */
+  accessTokenTtl?: number
+  /** Absolute session lifetime, seconds; rotation never extends it (REFRESH_TOKEN_TTL). Default 30 days. */
+  refreshTokenTtl?: number
+  /** Session idle timeout, seconds (REFRESH_IDLE_TTL). Default 7 days. */
+  refreshIdleTtl?: number
+  /** Seconds a rotated refresh token still gets the same successor; 0 = strict (REFRESH_REUSE_INTERVAL). Default 10. */
+  refreshReuseInterval?: number
+  /**
+   * Origins allowed to call Tollgate's routes from a browser (CORS_ORIGINS). Default none. Leave it
+   * unset when your app registers @fastify/cors itself: its policy then covers Tollgate's routes.
+   */
+  corsOrigins?: string | string[]
+  /** Requests per client IP per window to login, register and refresh, each (RATE_LIMIT_MAX). Default 30. */
+  rateLimitMax?: number
+  /** That window, seconds (RATE_LIMIT_WINDOW). Default 60. */
+  rateLimitWindow?: number
+  /** Login attempts per account per window (ACCOUNT_RATE_LIMIT_MAX). Default 10. */
+  accountRateLimitMax?: number
+  /** That window, seconds (ACCOUNT_RATE_LIMIT_WINDOW). Default 900. */
+  accountRateLimitWindow?: number
+  /** argon2 operations at once (PASSWORD_HASH_CONCURRENCY). Default 4. */
+  passwordHashConcurrency?: number
+  /** argon2 operations allowed to wait; beyond it 503 (PASSWORD_HASH_QUEUE). Default 64. */
+  passwordHashQueue?: number
+  /** Serve Swagger UI at `<prefix>/docs` and the OpenAPI document at `<prefix>/docs/json`. Default false. */
+  docs?: boolean
+  /** Serve `<prefix>/health/live` and `<prefix>/health/ready`. Default false. */
+  health?: boolean
+}
+
+/** Each option that mirrors a configuration variable, and that variable. */
+const VARIABLE_OF = {
+  issuer: 'JWT_ISSUER',
+  audience: 'JWT_AUDIENCE',
+  databaseUrl: 'DATABASE_URL',
+  redis: 'REDIS_URL',
+  redisKeyPrefix: 'REDIS_KEY_PREFIX',
+  dataDir: 'DATA_DIR',
+  accessTokenAlg: 'ACCESS_TOKEN_ALG',
+  accessTokenPrivateKey: 'ACCESS_TOKEN_PRIVATE_KEY',
+  accessTokenPublicKeys: 'ACCESS_TOKEN_PUBLIC_KEYS',
+  accessTokenSecret: 'ACCESS_TOKEN_SECRET',
+  refreshTokenSecret: 'REFRESH_TOKEN_SECRET',
+  accessTokenTtl: 'ACCESS_TOKEN_TTL',
+  refreshTokenTtl: 'REFRESH_TOKEN_TTL',
+  refreshIdleTtl: 'REFRESH_IDLE_TTL',
+  refreshReuseInterval: 'REFRESH_REUSE_INTERVAL',
+  corsOrigins: 'CORS_ORIGINS',
+  rateLimitMax: 'RATE_LIMIT_MAX',
+  rateLimitWindow: 'RATE_LIMIT_WINDOW',
+  accountRateLimitMax: 'ACCOUNT_RATE_LIMIT_MAX',
+  accountRateLimitWindow: 'ACCOUNT_RATE_LIMIT_WINDOW',
+  passwordHashConcurrency: 'PASSWORD_HASH_CONCURRENCY',
+  passwordHashQueue: 'PASSWORD_HASH_QUEUE'
+} as const satisfies Partial<Record<keyof TollgateOptions, keyof Config>>
+
+// Options that are not configuration variables, and the ones Fastify's `register` itself reads.
+const OTHER_OPTIONS = new Set(['prefix', 'tokenStore', 'docs', 'health', 'logLevel', 'logSerializers'])
+
+/** One bad option or more; the message names each, as `loadConfig` names variables. */
+export class OptionsError extends Error {
+  constructor (readonly problems: string[]) {
+    super(`tollgate: invalid options:\n${problems.map(p => `  ${p}`).join('\n')}`)
+    this.name = 'OptionsError'
+  }
+}
+
+/**
+ * Validates the plugin's options with the server's own schema and rules, so both accept exactly
+ * the same values, and returns them as a Config. Throws OptionsError naming each bad option.
+ */
+export function configFromOptions (options: TollgateOptions): Config {
+  const problems: string[] = []
+  const input: ConfigInput = {}
+  for (const [name, value] of Object.entries(options)) {
+    if (value === undefined || OTHER_OPTIONS.has(name)) continue
+    const variable = VARIABLE_OF[name as keyof typeof VARIABLE_OF]
+    if (!variable) {
+      problems.push(`${name}: not an option of tollgate`)
+    } else if (name === 'redis' && typeof value !== 'string') {
+      // A client: used as it is (see the plugin).
+    } else if (name === 'corsOrigins' && Array.isArray(value)) {
+      input.CORS_ORIGINS = value.join(',')
+    } else if (typeof value === 'string' || (typeof value === 'number' && Number.isInteger(value))) {
+      input[variable] = value
+    } else {
+      problems.push(`${name}: expected ${typeof value === 'number' ? 'an integer' : 'a string'}`)
+    }
+  }
+  for (const name of ['docs', 'health'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'boolean') problems.push(`${name}: expected true or false`)
+  }
+  if (problems.length > 0) throw new OptionsError(problems)
+  try {
+    // Only what the options set: the environment of the host process is never read.
+    return loadConfig(input)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    throw new OptionsError(err.problems.map(optionNames))
+  }
+}
+
+const OPTION_OF = new Map(Object.entries(VARIABLE_OF).map(([option, variable]) => [variable as string, option]))
+
+/** A configuration problem, in the words of the options. */
+function optionNames (problem: string): string {
+  return problem.replace(/\b[A-Z][A-Z0-9_]+[A-Z0-9]\b/g, word => OPTION_OF.get(word) ?? word)
+}

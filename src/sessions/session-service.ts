@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto'
+import type { Config } from '../config.js'
+import type { User } from '../entities/user.js'
+import { InvalidCredentialsError, InvalidTokenError, SessionNotFoundError, WrongPasswordError, invalidGrant } from '../errors.js'
+import type { PasswordHasher } from '../password.js'
+import type { TokenResponse } from '../schemas.js'
+import type { SessionRecord, TokenStore } from '../token-store/index.js'
+import type { TokenService } from '../tokens/token-service.js'
+import type { UserRepository } from '../user-repository.js'
+
+/** Who is asking, as the sessions list shows it. */
+export interface Client {
+  userAgent: string | null
+  ip: string | null
+}
+
+/** The caller of a protected operation: the claims of its verified, unrevoked access token. */
+export interface Caller {
+  id: string
+  sid: string
+  jti: string
+  /** Access token expiry, unix seconds. */
+  exp: number
+}
+
+export interface SessionServiceDeps {
+  config: Pick<Config, 'REFRESH_TOKEN_TTL'>
+  users: UserRepository
+  passwords: PasswordHasher
+  tokens: TokenService
+  tokenStore: TokenStore
+  /** Where a detected refresh-token reuse is reported (a pino logger fits). */
+  log: { warn (details: object, message: string): void }
+}
+
+/**
+ * The grants and the session lifecycle: register, log in, refresh (rotation with reuse detection),
+ * log out, end sessions, change the password, delete the account. Knows nothing of HTTP: failures
+ * are the errors of ../errors.js, which routes turn into statuses.
+ */
+export function createSessionService ({ config, users, passwords, tokens, tokenStore, log }: SessionServiceDeps) {
+  /** Starts a session and returns its first token pair. */
+  async function startSession (user: Pick<User, 'id' | 'roles'>, client: Client): Promise<TokenResponse> {
+    const now = Date.now()
+    const sid = randomUUID()
+    const jti = randomUUID()
+    const expiresAt = now + config.REFRESH_TOKEN_TTL * 1000
+    await tokenStore.createSession({ userId: user.id, sid, jti, now, expiresAt, ...client })
+    return tokens.tokenResponse({ userId: user.id, sid, roles: user.roles, refreshJti: jti, sessionExpiresAt: expiresAt })
+  }
+
+  /** The caller's user; a token whose user is gone is an invalid token. */
+  async function currentUser (caller: Caller): Promise<User> {
+    const user = await users.findById(caller.id)
+    if (!user) throw new InvalidTokenError()
+    return user
+  }
+
+  async function checkPassword (user: User, password: string): Promise<void> {
+    if (!await passwords.verify(user.passwordHash, password)) throw new WrongPasswordError()
+  }
+
+  return {
+    currentUser,
+
+    async register (input: { email: string, password: string, name: string | null }): Promise<User> {
+      return users.create({ email: input.email, name: input.name, passwordHash: await passwords.hash(input.password) })
+    },
+
+    /** The password grant. One generic error for an unknown email and a wrong password. */
+    async login (input: { email: string, password: string }, client: Client): Promise<TokenResponse> {
+      const user = await users.findByEmail(input.email)
+      // An unknown email costs one verify too, so the answer time does not reveal which emails exist.
+      const valid = user ? await passwords.verify(user.passwordHash, input.password) : await passwords.verifyAgainstNothing(input.password)
+      if (!user || !valid) throw new InvalidCredentialsError()
+      return startSession(user, client)
+    },
+
+    /** The refresh grant: the presented token is spent and its successor returned (or the session revoked on reuse). */
+    async refresh (refreshToken: string, client: Client): Promise<TokenResponse> {
+      const claims = tokens.verifyRefreshToken(refreshToken)
+      const user = await users.findById(claims.sub)
+      if (!user) throw invalidGrant()
+      const result = await tokenStore.rotate({ userId: claims.sub, sid: claims.sid, jti: claims.jti, nextJti: randomUUID(), now: Date.now(), ...client })
+      if (result.outcome === 'reuse') log.warn({ userId: claims.sub, sid: claims.sid }, 'refresh token reuse: session revoked')
+      if (result.outcome !== 'rotated' && result.outcome !== 'grace') throw invalidGrant()
+      return tokens.tokenResponse({ userId: user.id, sid: claims.sid, roles: user.roles, refreshJti: result.jti, sessionExpiresAt: result.expiresAt })
+    },
+
+    /**
+     * Ends the caller's session and revokes its access token. A refresh token of another of the
+     * caller's sessions ends that one too; an invalid one is ignored (RFC 7009 §2.2).
+     */
+    async logout (caller: Caller, refreshToken?: string): Promise<void> {
+      const now = Date.now()
+      if (refreshToken) {
+        const other = verifiedOrUndefined(() => tokens.verifyRefreshToken(refreshToken))
+        if (other && other.sub === caller.id && other.sid !== caller.sid) await tokenStore.endSession({ userId: caller.id, sid: other.sid, now })
+      }
+      await tokenStore.endSession({ userId: caller.id, sid: caller.sid, accessJti: caller.jti, accessExpiresAt: caller.exp * 1000, now })
+    },
+
+    /** Every session of the caller ends, and every access token issued before now stops working. */
+    async logoutAll (caller: Caller): Promise<void> {
+      await tokenStore.endSessions({ userId: caller.id, now: Date.now() })
+    },
+
+    /** The caller's live sessions, newest first. */
+    async listSessions (caller: Caller): Promise<SessionRecord[]> {
+      const sessions = await tokenStore.listSessions(caller.id, Date.now())
+      return sessions.sort((a, b) => b.createdAt - a.createdAt)
+    },
+
+    async endSession (caller: Caller, sid: string): Promise<void> {
+      if (!await tokenStore.endSession({ userId: caller.id, sid, now: Date.now() })) throw new SessionNotFoundError()
+    },
+
+    /** Every other session ends; the caller's stays. */
+    async changePassword (caller: Caller, input: { currentPassword: string, newPassword: string }): Promise<void> {
+      const user = await users.findById(caller.id)
+      if (!user) throw new InvalidCredentialsError()
+      await checkPassword(user, input.currentPassword)
+      await users.setPasswordHash(user.id, await passwords.hash(input.newPassword))
+      await tokenStore.endSessions({ userId: user.id, except: caller.sid, now: Date.now() })
+    },
+
+    async deleteAccount (caller: Caller, password: string): Promise<void> {
+      const user = await currentUser(caller)
+      await checkPassword(user, password)
+      // Sessions first: if Redis is down this fails with 503 and nothing is deleted.
+      await tokenStore.endSessions({ userId: user.id, now: Date.now() })
+      await users.remove(user.id)
+    }
+  }
+}
+
+export type SessionService = ReturnType<typeof createSessionService>
+
+function verifiedOrUndefined<T> (run: () => T): T | undefined {
+  try {
+    return run()
+  } catch {
+    return undefined
+  }
+}

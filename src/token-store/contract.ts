@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import type { TokenStore, TokenStoreOptions } from './index.js'
+
+/*
+ * The contract every TokenStore keeps, as plain async cases that any test runner can run: each
+ * throws (node:assert) on a broken promise. Times are passed in, so expiry is tested by moving
+ * `now` rather than by waiting. With tap: `for (const c of tokenStoreContract(make)) t.test(c.name, c.run)`;
+ * with node:test: `for (const c of tokenStoreContract(make)) test(c.name, c.run)`.
+ */
+
+export const IDLE = 60_000
+export const ABSOLUTE = 10 * IDLE
+export const GRACE = 5_000
+
+/** Makes a fresh, empty store with these lifetimes; the case closes it when done. */
+export type MakeStore = (options: TokenStoreOptions) => Promise<TokenStore>
+
+export interface ContractCase {
+  name: string
+  run: () => Promise<void>
+}
+
+type Open = (options: TokenStoreOptions) => Promise<TokenStore>
+
+export function tokenStoreContract (makeStore: MakeStore): ContractCase[] {
+  const cases: ContractCase[] = []
+  const test = (name: string, body: (open: Open) => Promise<void>) => cases.push({
+    name,
+    async run () {
+      const opened: TokenStore[] = []
+      try {
+        await body(async options => {
+          const store = await makeStore(options)
+          opened.push(store)
+          return store
+        })
+      } finally {
+        for (const store of opened) await store.close()
+      }
+    }
+  })
+  const options = (reuseInterval: number) => ({ idleTtl: IDLE, absoluteTtl: ABSOLUTE, reuseInterval })
+
+  async function session (store: TokenStore, now = Date.now(), userId = randomUUID()) {
+    const s = { userId, sid: randomUUID(), jti: randomUUID(), now, expiresAt: now + ABSOLUTE, userAgent: 'ua', ip: '127.0.0.1' }
+    await store.createSession(s)
+    return s
+  }
+  const rotate = (store: TokenStore, s: { userId: string, sid: string }, jti: string, now: number) =>
+    store.rotate({ userId: s.userId, sid: s.sid, jti, nextJti: randomUUID(), now, userAgent: 'ua2', ip: '127.0.0.2' })
+  const allowed = (store: TokenStore, s: { userId: string, sid: string }, now: number, jti = randomUUID(), iat = Math.floor(now / 1000)) =>
+    store.isAccessAllowed({ userId: s.userId, sid: s.sid, jti, iat, now })
+
+  test('a new session is on the allowlist and allows access', async open => {
+    const store = await open(options(0))
+    const s = await session(store)
+    assert.deepEqual(await store.liveRefreshJtis(s.userId), [s.jti])
+    assert.equal(await allowed(store, s, s.now), true)
+    assert.equal(await allowed(store, { ...s, sid: randomUUID() }, s.now), false, 'unknown session')
+  })
+
+  test('rotation swaps the jti; the spent one is reuse and revokes the session (strict)', async open => {
+    const store = await open(options(0))
+    const s = await session(store)
+    const rotated = await rotate(store, s, s.jti, s.now + 1000)
+    assert.equal(rotated.outcome, 'rotated')
+    if (rotated.outcome !== 'rotated') return
+    assert.equal(rotated.expiresAt, s.expiresAt, 'the absolute expiry is not extended')
+    assert.deepEqual(await store.liveRefreshJtis(s.userId), [rotated.jti])
+    assert.deepEqual(await rotate(store, s, s.jti, s.now + 1001), { outcome: 'reuse' })
+    assert.deepEqual(await store.liveRefreshJtis(s.userId), [])
+    assert.deepEqual(await rotate(store, s, rotated.jti, s.now + 1002), { outcome: 'unknown' }, 'the successor died with the session')
+    assert.equal(await allowed(store, s, s.now + 1003), false, 'access tokens of the session stop working')
+  })
+
+  test('within the reuse interval the previous token gets the same successor', async open => {
+    const store = await open(options(GRACE))
+    const s = await session(store)
+    const first = await rotate(store, s, s.jti, s.now + 10)
+    const again = await rotate(store, s, s.jti, s.now + 10 + GRACE - 1)
+    assert.equal(first.outcome, 'rotated')
+    assert.equal(again.outcome, 'grace')
+    assert.equal('jti' in again && again.jti, 'jti' in first && first.jti)
+    assert.equal((await store.liveRefreshJtis(s.userId)).length, 1)
+    assert.deepEqual(await rotate(store, s, s.jti, s.now + 10 + GRACE), { outcome: 'reuse' }, 'after the interval it is reuse')
+    assert.deepEqual(await store.liveRefreshJtis(s.userId), [])
+  })
+
+  test('only the immediately previous token gets grace', async open => {
+    const store = await open(options(GRACE))
+    const s = await session(store)
+    const r1 = await rotate(store, s, s.jti, s.now + 1)
+    const r2 = await rotate(store, s, 'jti' in r1 ? r1.jti : '', s.now + 2)
+    assert.equal(r2.outcome, 'rotated')
+    assert.deepEqual(await rotate(store, s, s.jti, s.now + 3), { outcome: 'reuse' })
+  })
+
+  test('concurrent rotations of one token: exactly one wins (strict)', async open => {
+    const store = await open(options(0))
+    const s = await session(store)
+    const now = s.now + 1
+    const results = await Promise.all(Array.from({ length: 20 }, () => rotate(store, s, s.jti, now)))
+    assert.equal(results.filter(r => r.outcome === 'rotated').length, 1)
+    assert.equal(results.filter(r => r.outcome === 'rotated' || r.outcome === 'grace').length, 1)
+    assert.ok((await store.liveRefreshJtis(s.userId)).length <= 1, 'never two live refresh tokens')
+  })
+
+  test('concurrent rotations within the interval all get one successor', async open => {
+    const store = await open(options(GRACE))
+    const s = await session(store)
+    const results = await Promise.all(Array.from({ length: 20 }, () => rotate(store, s, s.jti, s.now + 1)))
+    assert.ok(results.every(r => r.outcome === 'rotated' || r.outcome === 'grace'))
+    assert.equal(new Set(results.map(r => 'jti' in r && r.jti)).size, 1)
+    assert.equal((await store.liveRefreshJtis(s.userId)).length, 1)
+  })
+
+  test('idle timeout and absolute lifetime end a session', async open => {
+    const store = await open(options(0))
+    const s = await session(store)
+    assert.equal(await allowed(store, s, s.now + IDLE - 1), true)
+    assert.equal(await allowed(store, s, s.now + IDLE), false, 'idle: access refused')
+    assert.deepEqual(await rotate(store, s, s.jti, s.now + IDLE), { outcome: 'expired' })
+    assert.deepEqual(await store.liveRefreshJtis(s.userId), [], 'the expired jti left the allowlist')
+
+    // Rotating every half idle period keeps a session alive, but never past its absolute expiry.
+    const u = await session(store)
+    let jti: string = u.jti
+    let now = u.now
+    let last: Awaited<ReturnType<typeof rotate>> = { outcome: 'unknown' }
+    for (let i = 0; i < 30 && now < u.expiresAt + IDLE; i++) {
+      now += IDLE / 2
+      last = await rotate(store, u, jti, now)
+      if (last.outcome !== 'rotated') break
+      jti = last.jti
+    }
+    assert.equal(last.outcome, 'expired')
+    assert.ok(now >= u.expiresAt, 'ended at the absolute expiry, not before')
+    assert.deepEqual(await store.liveRefreshJtis(u.userId), [])
+  })
+
+  test('expired sessions are pruned from lists and the allowlist', async open => {
+    const store = await open(options(0))
+    const s = await session(store)
+    const later = s.now + IDLE + 1
+    const fresh = await session(store, later, s.userId)
+    assert.deepEqual((await store.listSessions(s.userId, later)).map(x => x.id), [fresh.sid])
+    assert.deepEqual(await store.liveRefreshJtis(s.userId), [fresh.jti])
+  })
+
+  test('endSession ends one session and revokes the asking access token', async open => {
+    const store = await open(options(0))
+    const a = await session(store)
+    const b = await session(store, a.now, a.userId)
+    const accessJti = randomUUID()
+    assert.equal(await store.endSession({ userId: a.userId, sid: a.sid, accessJti, accessExpiresAt: a.now + 60_000, now: a.now }), true)
+    assert.equal(await store.endSession({ userId: a.userId, sid: a.sid, now: a.now }), false, 'already ended')
+    assert.equal(await store.endSession({ userId: randomUUID(), sid: b.sid, now: a.now }), false, 'another user cannot end it')
+    assert.deepEqual(await store.liveRefreshJtis(a.userId), [b.jti])
+    assert.equal(await allowed(store, a, a.now + 1), false)
+    assert.equal(await allowed(store, b, a.now + 1), true, 'the other session is untouched')
+    assert.equal(await allowed(store, b, a.now + 1, accessJti), false, 'the revoked access jti is refused')
+    assert.deepEqual(await rotate(store, a, a.jti, a.now + 2), { outcome: 'unknown' })
+  })
+
+  test('endSessions ends all, or all but one', async open => {
+    const store = await open(options(0))
+    const a = await session(store)
+    const b = await session(store, a.now, a.userId)
+    const c = await session(store, a.now, a.userId)
+    await store.endSessions({ userId: a.userId, except: b.sid, now: a.now + 1 })
+    assert.deepEqual(await store.liveRefreshJtis(a.userId), [b.jti])
+    assert.equal(await allowed(store, b, a.now + 2), true, 'the kept session still works')
+    assert.equal(await allowed(store, c, a.now + 2), false)
+
+    const later = a.now + 5000
+    await store.endSessions({ userId: a.userId, now: later })
+    assert.deepEqual(await store.liveRefreshJtis(a.userId), [])
+    assert.deepEqual(await store.listSessions(a.userId, later), [])
+    assert.equal(await allowed(store, b, later + 1), false)
+    const next = await session(store, later + 1000, a.userId)
+    assert.equal(await allowed(store, next, later + 1000), true, 'a later login works')
+  })
+
+  test('listSessions reports the metadata of each session', async open => {
+    const store = await open(options(0))
+    const s = await session(store)
+    await rotate(store, s, s.jti, s.now + 500)
+    const [listed, ...rest] = await store.listSessions(s.userId, s.now + 600)
+    assert.deepEqual(rest, [])
+    assert.deepEqual(listed, { id: s.sid, createdAt: s.now, lastUsedAt: s.now + 500, expiresAt: s.expiresAt, userAgent: 'ua2', ip: '127.0.0.2' })
+    assert.deepEqual(await store.listSessions(randomUUID(), s.now), [])
+  })
+
+  test('ping answers', async open => {
+    const store = await open(options(0))
+    await store.ping()
+  })
+
+  return cases
+}

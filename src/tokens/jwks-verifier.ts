@@ -1,0 +1,87 @@
+import { createPublicKey } from 'node:crypto'
+import { createAccessTokenVerifier, parseHeader, type AccessClaims, type VerificationKey } from './access-token.js'
+
+/** A JSON Web Key Set (RFC 7517), as GET /.well-known/jwks.json serves it. */
+export interface Jwks { keys: unknown[] }
+
+export interface JwksVerifierOptions {
+  /** Where the keys come from: a URL, fetched again for an unknown kid, or a fixed set. */
+  source: { url: string } | { jwks: Jwks }
+  issuer: string
+  audience: string
+  /** The longest lifetime the issuer gives an access token, seconds. */
+  maxLifetime: number
+  /** Least time between two fetches for unknown kids, ms. */
+  cooldownMs: number
+  /** A fetch for an unknown kid failed; the keys known so far stay in use. */
+  onRefreshError: (err: unknown) => void
+}
+
+const FETCH_TIMEOUT_MS = 5000
+
+/**
+ * Access-token verification from a Tollgate server's JWKS, for resource servers. The keys are
+ * fetched once before this resolves (a failure is a boot error); a token naming a kid not in the set
+ * makes one fetch more, then at most one per cooldown, so a key the server starts signing with is
+ * picked up without a restart, and a withdrawn one is dropped then. Synchronous except during that
+ * fetch.
+ */
+export async function createJwksVerifier (options: JwksVerifierOptions): Promise<(token: string) => AccessClaims | Promise<AccessClaims>> {
+  const { source, issuer, audience, maxLifetime, cooldownMs } = options
+  const build = (jwks: Jwks) => {
+    const keys = jwks.keys.map(verificationKey)
+    if (keys.length === 0) throw new Error('tollgate/verify: the JWKS has no keys (a server that signs with HS256 publishes none; resource servers need EdDSA)')
+    return { kids: new Set(keys.map(key => key.kid)), verify: createAccessTokenVerifier({ issuer, audience, keys, maxLifetime }) }
+  }
+
+  let current = build('url' in source ? await fetchJwks(source.url) : source.jwks)
+  // The first unknown kid after start may fetch at once: the server may have rotated just now.
+  let lastFetch = -Infinity
+  let refreshing: Promise<void> | undefined
+
+  async function refresh (url: string): Promise<void> {
+    lastFetch = Date.now()
+    try {
+      current = build(await fetchJwks(url))
+    } catch (err) {
+      options.onRefreshError(err)
+    }
+  }
+
+  return function verifyAccessToken (token: string): AccessClaims | Promise<AccessClaims> {
+    try {
+      return current.verify(token)
+    } catch (err) {
+      if (!('url' in source)) throw err
+      const kid = parseHeader(token)?.kid
+      if (typeof kid !== 'string' || current.kids.has(kid)) throw err
+      if (!refreshing && Date.now() - lastFetch < cooldownMs) throw err
+      refreshing ??= refresh(source.url).finally(() => { refreshing = undefined })
+      return refreshing.then(() => current.verify(token))
+    }
+  }
+}
+
+async function fetchJwks (url: string): Promise<Jwks> {
+  let response: Response
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' } })
+  } catch (err) {
+    throw new Error(`tollgate/verify: could not fetch the JWKS at ${url}: ${(err as Error).message}`)
+  }
+  if (!response.ok) throw new Error(`tollgate/verify: the JWKS at ${url} answered ${response.status}`)
+  const body = await response.json().catch(() => null) as Jwks | null
+  if (!body || !Array.isArray(body.keys)) throw new Error(`tollgate/verify: ${url} did not return a JWKS ({"keys": [...]})`)
+  return body
+}
+
+/** An Ed25519 JWK as Tollgate publishes it; anything else is a configuration error. */
+function verificationKey (jwk: unknown): VerificationKey {
+  const { kty, crv, x, kid, alg, use } = (jwk ?? {}) as Record<string, unknown>
+  if (kty !== 'OKP' || crv !== 'Ed25519' || typeof x !== 'string' || typeof kid !== 'string' ||
+    (alg !== undefined && alg !== 'EdDSA') || (use !== undefined && use !== 'sig')) {
+    throw new Error(`tollgate/verify: unsupported JWK ${JSON.stringify({ kty, crv, kid, alg, use })}: Tollgate signs with Ed25519 keys (kty OKP, crv Ed25519, alg EdDSA) that have a kid`)
+  }
+  const publicKey = createPublicKey({ key: { kty, crv, x }, format: 'jwk' }).export({ format: 'pem', type: 'spki' }).toString()
+  return { alg: 'EdDSA', kid, publicKey }
+}

@@ -1,0 +1,233 @@
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import { Redis } from 'ioredis'
+import t from 'tap'
+import tollgateVerify, { type TollgateVerifyOptions } from '../../plugins/verify.js'
+import { REDIS_CLIENT_OPTIONS } from '../../src/redis-client.js'
+import { closedPort, forgeAccessToken, headerOf, INVALID_TOKEN_CHALLENGE } from '../fixtures.js'
+import { REDIS_URL, bearer, build, claimsOf, registerAndLogin, tempDir, testKeys, type TestApp, type TestContext } from '../helper.js'
+
+// Another Fastify app, with none of Tollgate's plugins, that protects its own route with
+// tollgate/verify: the server's JWKS and Redis (or, said out loud, no Redis), nothing else.
+
+async function jwksOf (...servers: TestApp[]): Promise<{ keys: unknown[] }> {
+  const keys = []
+  for (const server of servers) keys.push(...(await server.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json().keys)
+  return { keys }
+}
+
+/** A client as the README says to make one: lazy, not connected yet (the plugin connects it). */
+function redisFor (t: TestContext, url = REDIS_URL): Redis {
+  const redis = new Redis(url, REDIS_CLIENT_OPTIONS)
+  redis.on('error', () => { /* the 503 test expects a dead server */ })
+  t.teardown(() => redis.disconnect())
+  return redis
+}
+
+type OrdersHandler = (request: FastifyRequest) => Promise<unknown>
+
+type HostOptions = Partial<TollgateVerifyOptions> & { handler?: OrdersHandler }
+
+/** Another app with tollgate/verify: by default the server's JWKS inline and its Redis. */
+async function hostApp (t: TestContext, server: TestApp, options: HostOptions = {}): Promise<FastifyInstance> {
+  const { handler, ...overrides } = options
+  const host = Fastify()
+  t.teardown(() => host.close())
+  const source = overrides.jwksUrl ? {} : { jwks: overrides.jwks ?? await jwksOf(server) }
+  const revocation = overrides.acceptRevokedTokensUntilExpiry ? {} : { redis: overrides.redis ?? redisFor(t) }
+  await host.register(tollgateVerify, {
+    ...source,
+    ...revocation,
+    issuer: server.tollgate.config.JWT_ISSUER,
+    audience: server.tollgate.config.JWT_AUDIENCE,
+    redisKeyPrefix: server.tollgate.config.REDIS_KEY_PREFIX,
+    maxTokenLifetime: server.tollgate.config.ACCESS_TOKEN_TTL,
+    ...overrides
+  })
+  host.get('/orders', { onRequest: [host.authenticate] }, handler ?? (async (request) => request.user))
+  await host.ready()
+  return host
+}
+
+const orders = (host: FastifyInstance, headers: Record<string, string> = {}) => host.inject({ method: 'GET', url: '/orders', headers })
+
+t.test('a token the server issued opens the other app\'s route, with the user on the request', async t => {
+  const server = await build(t)
+  const { userId, tokens } = await registerAndLogin(server)
+  // The very first request, on a client that was lazy until the plugin registered.
+  const host = await hostApp(t, server)
+  const res = await orders(host, bearer(tokens.access_token))
+  t.equal(res.statusCode, 200)
+  const claims = claimsOf(tokens.access_token)
+  t.same(res.json(), { id: userId, sid: claims.sid, jti: claims.jti, roles: [], exp: claims.exp })
+})
+
+t.test('no token, a malformed one or a refresh token: 401 with the Bearer challenge', async t => {
+  const server = await build(t)
+  const host = await hostApp(t, server)
+  const { tokens } = await registerAndLogin(server)
+
+  const missing = await orders(host)
+  t.equal(missing.statusCode, 401)
+  t.equal(missing.headers['www-authenticate'], 'Bearer realm="tollgate"')
+  t.equal(missing.json().code, 'INVALID_TOKEN')
+
+  const rejected: Array<[string, string]> = [['garbage', 'Bearer not-a-token'], ['a refresh token', `Bearer ${tokens.refresh_token}`], ['Basic', 'Basic dXNlcjpwdw==']]
+  for (const [name, authorization] of rejected) {
+    const res = await orders(host, { authorization })
+    t.equal(res.statusCode, 401, name)
+    t.equal(res.headers['www-authenticate'], INVALID_TOKEN_CHALLENGE, name)
+    t.equal(res.json().code, 'INVALID_TOKEN', name)
+  }
+})
+
+t.test('logout and logout-all on the server revoke the token at the other app at once', async t => {
+  const server = await build(t)
+  const host = await hostApp(t, server)
+  const first = await registerAndLogin(server)
+  const second = await registerAndLogin(server, { email: `x-${first.email}` })
+  const secondAgain = (await server.inject({ method: 'POST', url: '/auth/login', payload: { email: second.email, password: second.password } })).json()
+
+  t.equal((await orders(host, bearer(first.tokens.access_token))).statusCode, 200, 'before logout')
+  t.equal((await server.inject({ method: 'POST', url: '/auth/logout', headers: bearer(first.tokens.access_token) })).statusCode, 204)
+  t.equal((await orders(host, bearer(first.tokens.access_token))).statusCode, 401, 'after logout')
+
+  t.equal((await orders(host, bearer(second.tokens.access_token))).statusCode, 200, 'another user: untouched')
+  t.equal((await orders(host, bearer(secondAgain.access_token))).statusCode, 200, 'second session: before logout-all')
+  t.equal((await server.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(secondAgain.access_token) })).statusCode, 204)
+  t.equal((await orders(host, bearer(second.tokens.access_token))).statusCode, 401, 'after logout-all: first session')
+  t.equal((await orders(host, bearer(secondAgain.access_token))).statusCode, 401, 'after logout-all: second session')
+})
+
+t.test('every key in the JWKS verifies (rotation by kid); a key not in it does not', async t => {
+  const oldServer = await build(t)
+  // Same Redis prefix: the new key's server shares the old one's sessions store, as after a rotation.
+  const newServer = await build(t, { keys: testKeys(), config: { REDIS_KEY_PREFIX: oldServer.tollgate.config.REDIS_KEY_PREFIX } })
+  const oldToken = (await registerAndLogin(oldServer)).tokens.access_token
+  const newToken = (await registerAndLogin(newServer)).tokens.access_token
+  t.not(headerOf(oldToken).kid, headerOf(newToken).kid, 'two keys')
+
+  const both = await hostApp(t, newServer, { jwks: await jwksOf(newServer, oldServer) })
+  t.equal((await orders(both, bearer(oldToken))).statusCode, 200, 'old key, still published')
+  t.equal((await orders(both, bearer(newToken))).statusCode, 200, 'new key')
+
+  const newOnly = await hostApp(t, newServer, { jwks: await jwksOf(newServer) })
+  t.equal((await orders(newOnly, bearer(oldToken))).statusCode, 401, 'old key, withdrawn')
+  t.equal((await orders(newOnly, bearer(newToken))).statusCode, 200)
+})
+
+t.test('Redis unreachable: 503 through the other app\'s own error handler, never 200', async t => {
+  const server = await build(t)
+  const { tokens } = await registerAndLogin(server)
+  const host = await hostApp(t, server, { redis: redisFor(t, `redis://127.0.0.1:${await closedPort()}`) })
+  const res = await orders(host, bearer(tokens.access_token))
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'SERVICE_UNAVAILABLE')
+})
+
+t.test('a JWKS with a key Tollgate cannot have signed with is refused at boot', async t => {
+  const server = await build(t)
+  const rsa = { kty: 'RSA', kid: 'r1', n: 'AQAB', e: 'AQAB' }
+  await t.rejects(hostApp(t, server, { jwks: { keys: [rsa] } }), /unsupported JWK/)
+  await t.rejects(hostApp(t, server, { jwks: { keys: [] } }), /the JWKS has no keys/)
+  const host = Fastify()
+  t.teardown(() => host.close())
+  host.register(tollgateVerify, { jwks: await jwksOf(server), redis: redisFor(t) } as never)
+  await t.rejects(async () => host.ready(), /`issuer` and `audience` are required/)
+})
+
+t.test('revocation is a choice: Redis, or stateless said out loud; neither or both is a boot error', async t => {
+  const server = await build(t)
+  const neither = Fastify()
+  t.teardown(() => neither.close())
+  neither.register(tollgateVerify, { jwks: await jwksOf(server), issuer: 'a', audience: 'b' })
+  await t.rejects(async () => neither.ready(), /pass `redis` \(a client of the Tollgate server's Redis\).*or set `acceptRevokedTokensUntilExpiry: true`.*accepted until it expires/s)
+  await t.rejects(hostApp(t, server, { redis: redisFor(t), acceptRevokedTokensUntilExpiry: true }), /not both/)
+})
+
+t.test('stateless verification works against a server on the embedded default, and does not see logout', async t => {
+  const server = await build(t, { config: { DATABASE_URL: undefined, REDIS_URL: undefined, DATA_DIR: await tempDir(t) } })
+  const host = await hostApp(t, server, { acceptRevokedTokensUntilExpiry: true })
+  const { userId, tokens } = await registerAndLogin(server)
+  const before = await orders(host, bearer(tokens.access_token))
+  t.equal(before.statusCode, 200)
+  t.equal(before.json().id, userId)
+  t.equal((await server.inject({ method: 'POST', url: '/auth/logout', headers: bearer(tokens.access_token) })).statusCode, 204)
+  t.equal((await orders(host, bearer(tokens.access_token))).statusCode, 200, 'as its name says: accepted until it expires')
+  t.equal((await server.inject({ method: 'GET', url: '/users/me', headers: bearer(tokens.access_token) })).statusCode, 401, 'the server itself refuses it')
+})
+
+/** A JWKS endpoint whose keys the test sets, counting the fetches. */
+async function jwksServer (t: TestContext, initial: { keys: unknown[] }) {
+  const state = { jwks: initial, fetches: 0 }
+  const app = Fastify()
+  app.get('/.well-known/jwks.json', async () => { state.fetches++; return state.jwks })
+  t.teardown(() => app.close())
+  const url = `${await app.listen({ host: '127.0.0.1', port: 0 })}/.well-known/jwks.json`
+  return { state, url }
+}
+
+t.test('jwksUrl: fetched at registration, fetched again for an unknown kid (then at most once per cooldown)', async t => {
+  const oldServer = await build(t)
+  const newServer = await build(t, { keys: testKeys(), config: { REDIS_KEY_PREFIX: oldServer.tollgate.config.REDIS_KEY_PREFIX } })
+  const oldToken = (await registerAndLogin(oldServer)).tokens.access_token
+  const newToken = (await registerAndLogin(newServer)).tokens.access_token
+  const jwks = await jwksServer(t, await jwksOf(oldServer))
+  const host = await hostApp(t, oldServer, { jwksUrl: jwks.url })
+  t.equal(jwks.state.fetches, 1, 'fetched at registration')
+  t.equal((await orders(host, bearer(oldToken))).statusCode, 200)
+  t.equal(jwks.state.fetches, 1, 'a known kid fetches nothing')
+
+  // The server starts signing with a new key: no restart of the resource server.
+  jwks.state.jwks = await jwksOf(newServer, oldServer)
+  const [a, b] = await Promise.all([orders(host, bearer(newToken)), orders(host, bearer(newToken))])
+  t.equal(a.statusCode, 200, 'the new kid is fetched and verifies')
+  t.equal(b.statusCode, 200, 'a concurrent request waits for the same fetch')
+  t.equal(jwks.state.fetches, 2, 'one fetch for both')
+
+  const strangeKid = forgeAccessToken(newServer, newToken, { header: { kid: 'not-a-known-kid' } })
+  const strange = await orders(host, bearer(strangeKid))
+  t.equal(strange.statusCode, 401)
+  t.equal(strange.headers['www-authenticate'], INVALID_TOKEN_CHALLENGE)
+  t.equal(jwks.state.fetches, 2, 'within the cooldown an unknown kid fetches nothing')
+})
+
+t.test('jwksUrl: a key withdrawn from the JWKS stops verifying at the next fetch', async t => {
+  const oldServer = await build(t)
+  const newServer = await build(t, { keys: testKeys(), config: { REDIS_KEY_PREFIX: oldServer.tollgate.config.REDIS_KEY_PREFIX } })
+  const oldToken = (await registerAndLogin(oldServer)).tokens.access_token
+  const newToken = (await registerAndLogin(newServer)).tokens.access_token
+  const jwks = await jwksServer(t, await jwksOf(oldServer))
+  const host = await hostApp(t, oldServer, { jwksUrl: jwks.url, jwksCooldown: 0 })
+  t.equal((await orders(host, bearer(oldToken))).statusCode, 200)
+  jwks.state.jwks = await jwksOf(newServer)
+  t.equal((await orders(host, bearer(newToken))).statusCode, 200, 'the fetch brings the new key…')
+  t.equal((await orders(host, bearer(oldToken))).statusCode, 401, '…and drops the withdrawn one')
+})
+
+t.test('jwksUrl: unreachable, an error status or not a JWKS is a boot error that says so', async t => {
+  const server = await build(t)
+  await t.rejects(hostApp(t, server, { jwksUrl: `http://127.0.0.1:${await closedPort()}/jwks.json` }), /could not fetch the JWKS at http:\/\/127\.0\.0\.1/)
+  const broken = Fastify()
+  broken.get('/missing', async (request, reply) => reply.code(404).send({}))
+  broken.get('/not-jwks', async () => ({ hello: 'world' }))
+  t.teardown(() => broken.close())
+  const base = await broken.listen({ host: '127.0.0.1', port: 0 })
+  await t.rejects(hostApp(t, server, { jwksUrl: `${base}/missing` }), /answered 404/)
+  await t.rejects(hostApp(t, server, { jwksUrl: `${base}/not-jwks` }), /did not return a JWKS/)
+  await t.rejects(hostApp(t, server, { jwksUrl: `${base}/not-jwks`, jwks: await jwksOf(server) }), /exactly one of `jwksUrl` and `jwks`/)
+})
+
+t.test('request.user is read-only: its roles are shared by every request with the same token', async t => {
+  const server = await build(t)
+  const host = await hostApp(t, server, {
+    handler: async (request) => {
+      t.throws(() => request.user.roles.push('admin'), TypeError, 'frozen')
+      return request.user
+    }
+  })
+  const { tokens } = await registerAndLogin(server)
+  for (let i = 0; i < 2; i++) {
+    const res = await orders(host, bearer(tokens.access_token))
+    t.same(res.json().roles, [], `request ${i + 1}: no role added`)
+  }
+})
