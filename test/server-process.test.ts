@@ -11,11 +11,10 @@ const START_TIMEOUT_MS = 90_000
 
 interface Running { child: ChildProcess, url: string, output: () => string }
 
-/** `npm start` builds, then runs the build; `built` runs the build directly (a restart). */
-async function start (dataDir: string, how: 'npm start' | 'built' = 'npm start'): Promise<Running> {
+/** `npm start`: builds what changed, then runs the build. */
+async function start (dataDir: string): Promise<Running> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' }
-  const [command, args] = how === 'npm start' ? ['npm', ['start', '--silent']] : [process.execPath, ['dist/src/server.js']]
-  const child = spawn(command as string, args as string[], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn('npm', ['start', '--silent'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout?.on('data', chunk => { output += chunk })
   child.stderr?.on('data', chunk => { output += chunk })
@@ -63,8 +62,11 @@ t.test('npm start with nothing configured: register, log in, restart, log in aga
   t.equal((await stat(join(dataDir, 'keys', 'refresh-hs256.secret'))).mode & 0o777, 0o600)
 
   await stop(server)
-  server = await start(dataDir, 'built')
+  // A restart with unchanged sources builds nothing (an incremental build finds dist up to date).
+  const built = (await stat(join(ROOT, 'dist', 'src', 'server.js'))).mtimeMs
+  server = await start(dataDir)
   t.notMatch(server.output(), /generated signing keys/, 'the second start reuses the keys')
+  t.equal((await stat(join(ROOT, 'dist', 'src', 'server.js'))).mtimeMs, built, 'npm start did not recompile unchanged sources')
 
   const again = await post(`${server.url}/auth/login`, account)
   t.equal(again.status, 200, 'the account survived the restart')
