@@ -7,7 +7,7 @@ import helmet from 'helmet'
  * so they are computed once at boot and set in one hook, rather than by @fastify/helmet, which
  * rebuilds them on every request (8 % of an authenticated request's CPU, see BENCHMARKS.md).
  */
-function helmetHeaders (): Record<string, string> {
+export function helmetHeaders (): Record<string, string> {
   const headers: Record<string, string> = {}
   const response = {
     setHeader (name: string, value: string) { headers[name.toLowerCase()] = value },

@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, type Config } from './config.js'
 import type { TollgateOptions } from './options.js'
 import tollgate from '../plugins/tollgate.js'
 import { handleError, handleNotFound } from '../plugins/errors.js'
+import { helmetHeaders } from '../plugins/http-security.js'
 
 /*
  * The standalone server: a thin host of the tollgate plugin, configured from the environment.
@@ -97,8 +98,13 @@ export interface BuildServerOptions {
 export async function buildServer (config: Config, options: BuildServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify(serverOptions(config, options.server, options.logStream))
   // The host's own handlers: for what no Tollgate route answers (unknown URLs, the router's errors).
+  // Tollgate sets security headers on its own routes; the server's 404s get them here.
+  const securityHeaders = helmetHeaders()
   app.setErrorHandler(handleError)
-  app.setNotFoundHandler(handleNotFound)
+  app.setNotFoundHandler(function notFound (request, reply) {
+    reply.headers(securityHeaders)
+    handleNotFound(request, reply)
+  })
   await app.register(tollgate, tollgateOptions(config))
   return app
 }

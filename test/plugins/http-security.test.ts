@@ -36,3 +36,11 @@ t.test('CORS off by default', async t => {
   const res = await app.inject({ method: 'GET', url: '/health/live', headers: { origin: 'https://app.example.com' } })
   t.notOk(res.headers['access-control-allow-origin'])
 })
+
+t.test('the server\'s 404s carry the security headers too', async t => {
+  const app = await build(t)
+  const res = await app.inject({ method: 'GET', url: '/no/such/route' })
+  t.equal(res.statusCode, 404)
+  t.equal(res.headers['x-content-type-options'], 'nosniff')
+  t.match(res.headers['content-security-policy'], /default-src 'self'/)
+})
