@@ -2,5 +2,5 @@ import neostandard from 'neostandard'
 
 export default neostandard({
   ts: true,
-  ignores: ['dist/**', 'coverage/**', '.data/**', '.tap/**']
+  ignores: ['dist/**', 'coverage/**', '.data/**', '.tap/**', 'examples/*/node_modules/**', 'examples/*/dist/**']
 })

@@ -50,6 +50,16 @@ async function hostApp (t: TestContext, server: TestApp, options: HostOptions = 
 
 const orders = (host: FastifyInstance, headers: Record<string, string> = {}) => host.inject({ method: 'GET', url: '/orders', headers })
 
+/** A server before and after a signing-key rotation, each with a token of its key. */
+async function rotatedServers (t: TestContext) {
+  const oldServer = await build(t)
+  // Same Redis prefix: the new key's server shares the old one's sessions store, as after a rotation.
+  const newServer = await build(t, { keys: testKeys(), config: { REDIS_KEY_PREFIX: oldServer.tollgate.config.REDIS_KEY_PREFIX } })
+  const oldToken = (await registerAndLogin(oldServer)).tokens.access_token
+  const newToken = (await registerAndLogin(newServer)).tokens.access_token
+  return { oldServer, newServer, oldToken, newToken }
+}
+
 t.test('a token the server issued opens the other app\'s route, with the user on the request', async t => {
   const server = await build(t)
   const { userId, tokens } = await registerAndLogin(server)
@@ -99,11 +109,7 @@ t.test('logout and logout-all on the server revoke the token at the other app at
 })
 
 t.test('every key in the JWKS verifies (rotation by kid); a key not in it does not', async t => {
-  const oldServer = await build(t)
-  // Same Redis prefix: the new key's server shares the old one's sessions store, as after a rotation.
-  const newServer = await build(t, { keys: testKeys(), config: { REDIS_KEY_PREFIX: oldServer.tollgate.config.REDIS_KEY_PREFIX } })
-  const oldToken = (await registerAndLogin(oldServer)).tokens.access_token
-  const newToken = (await registerAndLogin(newServer)).tokens.access_token
+  const { oldServer, newServer, oldToken, newToken } = await rotatedServers(t)
   t.not(headerOf(oldToken).kid, headerOf(newToken).kid, 'two keys')
 
   const both = await hostApp(t, newServer, { jwks: await jwksOf(newServer, oldServer) })
@@ -167,10 +173,7 @@ async function jwksServer (t: TestContext, initial: { keys: unknown[] }) {
 }
 
 t.test('jwksUrl: fetched at registration, fetched again for an unknown kid (then at most once per cooldown)', async t => {
-  const oldServer = await build(t)
-  const newServer = await build(t, { keys: testKeys(), config: { REDIS_KEY_PREFIX: oldServer.tollgate.config.REDIS_KEY_PREFIX } })
-  const oldToken = (await registerAndLogin(oldServer)).tokens.access_token
-  const newToken = (await registerAndLogin(newServer)).tokens.access_token
+  const { oldServer, newServer, oldToken, newToken } = await rotatedServers(t)
   const jwks = await jwksServer(t, await jwksOf(oldServer))
   const host = await hostApp(t, oldServer, { jwksUrl: jwks.url })
   t.equal(jwks.state.fetches, 1, 'fetched at registration')
@@ -192,10 +195,7 @@ t.test('jwksUrl: fetched at registration, fetched again for an unknown kid (then
 })
 
 t.test('jwksUrl: a key withdrawn from the JWKS stops verifying at the next fetch', async t => {
-  const oldServer = await build(t)
-  const newServer = await build(t, { keys: testKeys(), config: { REDIS_KEY_PREFIX: oldServer.tollgate.config.REDIS_KEY_PREFIX } })
-  const oldToken = (await registerAndLogin(oldServer)).tokens.access_token
-  const newToken = (await registerAndLogin(newServer)).tokens.access_token
+  const { oldServer, newServer, oldToken, newToken } = await rotatedServers(t)
   const jwks = await jwksServer(t, await jwksOf(oldServer))
   const host = await hostApp(t, oldServer, { jwksUrl: jwks.url, jwksCooldown: 0 })
   t.equal((await orders(host, bearer(oldToken))).statusCode, 200)
