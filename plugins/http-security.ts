@@ -1,6 +1,7 @@
 import cors from '@fastify/cors'
 import fp from 'fastify-plugin'
 import helmet from 'helmet'
+import { OptionsError } from '../src/options.js'
 
 /**
  * helmet's default headers (CSP, HSTS, nosniff, frame options…). They never depend on the request,
@@ -32,6 +33,9 @@ export default fp(async function httpSecurityPlugin (fastify, { corsOrigins }: H
   })
   // Not registered without origins: @fastify/cors cannot be registered twice in one app.
   if (corsOrigins.length === 0) return
+  if (fastify.hasRequestDecorator('corsPreflightEnabled')) {
+    throw new OptionsError(['corsOrigins: your app registers @fastify/cors already, and its policy covers Tollgate\'s routes too; leave corsOrigins unset'])
+  }
   await fastify.register(cors, {
     origin: corsOrigins,
     methods: ['GET', 'POST', 'DELETE'],

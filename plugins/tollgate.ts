@@ -4,7 +4,7 @@ import { AjvCompiler } from '@fastify/ajv-compiler'
 import type { FastifyInstance, FastifySchemaCompiler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../src/config.js'
-import { openDatabase } from '../src/database.js'
+import { openDatabase, type Database } from '../src/database.js'
 import { loadKeys, publicJwks, type PublicJwk } from '../src/keys.js'
 import { configFromOptions, type TollgateOptions } from '../src/options.js'
 import { createPasswordHasher, type PasswordHasher } from '../src/password.js'
@@ -72,9 +72,20 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
   }
 
   // 2. Resources: servers when given, the embedded default otherwise. Each closes what it opened.
-  const database = await openDatabase(config.DATABASE_URL ? { url: config.DATABASE_URL } : { pgliteDir: join(config.DATA_DIR, 'pglite') })
-  fastify.addHook('onClose', async function closeDatabase () { await database.close() })
-  await database.migrate()
+  // The database opens while the rest registers, and ready() waits for it in onReady: a fresh
+  // PGlite takes 3-4 s to create, which must not eat into the host's 10 s per-plugin timeout.
+  let database: Database | undefined
+  const opening = openDatabase(config.DATABASE_URL ? { url: config.DATABASE_URL } : { pgliteDir: join(config.DATA_DIR, 'pglite') })
+    .then(async function migrate (opened) {
+      database = opened
+      await opened.migrate()
+    })
+  opening.catch(() => { /* reported by ready(), below */ })
+  fastify.addHook('onReady', async function databaseOpened () { await opening })
+  fastify.addHook('onClose', async function closeDatabase () {
+    await opening.catch(() => {})
+    await database?.close()
+  })
 
   let redis: RedisClient | undefined
   if (typeof options.redis === 'string') {
@@ -117,7 +128,10 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
     accessTokenTtl: config.ACCESS_TOKEN_TTL,
     refreshIdleTtl: config.REFRESH_IDLE_TTL
   })
-  const users = createUserRepository(database.orm)
+  const users = createUserRepository(function orm () {
+    if (!database) throw new Error('tollgate: the database is not open yet')
+    return database.orm
+  })
   const sessions = createSessionService({ config, users, passwords, tokens, tokenStore, log: fastify.log })
   fastify.decorate('tollgate', {
     config,
@@ -127,7 +141,7 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
     tokenStore,
     passwords,
     jwks: publicJwks(keys),
-    databaseKind: database.kind,
+    databaseKind: config.DATABASE_URL ? 'postgresql' : 'pglite',
     rateLimits: createRateLimits(config, redis)
   } satisfies Tollgate)
 

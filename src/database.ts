@@ -24,7 +24,6 @@ export type DatabaseOptions =
 
 export interface Database {
   orm: MikroORM
-  kind: 'postgresql' | 'pglite'
   /** Applies pending migrations; returns their names. */
   migrate (): Promise<string[]>
   close (): Promise<void>
@@ -56,7 +55,6 @@ export async function openDatabase (options: DatabaseOptions): Promise<Database>
   }
   return {
     orm,
-    kind: pglite ? 'pglite' : 'postgresql',
     migrate: async () => (await orm.getMigrator().up()).map(m => m.name),
     async close () {
       await orm.close()

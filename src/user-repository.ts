@@ -2,11 +2,13 @@ import { UniqueConstraintViolationException, type MikroORM } from '@mikro-orm/co
 import { User, normaliseEmail } from './entities/user.js'
 import { DependencyError, EmailTakenError } from './errors.js'
 
-/** Users in PostgreSQL. Lookups take only schema-validated strings (MikroORM reads objects as operators). */
-export function createUserRepository (orm: MikroORM) {
-  // A fresh EntityManager per call: no request context to set up on the hot path (plugins/orm.ts).
-  const em = () => orm.em.fork()
-  const platform = orm.em.getPlatform()
+/**
+ * Users in PostgreSQL. Lookups take only schema-validated strings (MikroORM reads objects as operators).
+ * `orm` gives the ORM once the database is open (the plugin opens it while the app boots).
+ */
+export function createUserRepository (orm: () => MikroORM) {
+  // A fresh EntityManager per call: no request context to set up on the hot path.
+  const em = () => orm().em.fork()
 
   async function guard<T> (run: () => Promise<T>): Promise<T> {
     try {
@@ -21,10 +23,10 @@ export function createUserRepository (orm: MikroORM) {
   // Reads are one parameterised SELECT through the ORM's connection: no unit of work, identity map
   // or hydration on the hot paths (login, refresh, /users/me). Writes go by primary key.
   // pg (as MikroORM configures it) returns timestamps as strings, PGlite as Dates.
-  const toDate = (value: unknown) => value instanceof Date ? value : platform.parseDate(value as string)
+  const toDate = (value: unknown) => value instanceof Date ? value : orm().em.getPlatform().parseDate(value as string)
 
   async function findOneBy (column: 'id' | 'email', value: string): Promise<User | null> {
-    const rows = await orm.em.getConnection().execute<Array<Record<string, unknown>>>(
+    const rows = await orm().em.getConnection().execute<Array<Record<string, unknown>>>(
       `select id, email, name, password_hash, roles, created_at, updated_at from users where ${column} = ? limit 1`, [value])
     const row = rows[0]
     if (!row) return null
@@ -52,7 +54,7 @@ export function createUserRepository (orm: MikroORM) {
     setPasswordHash: (id: string, passwordHash: string) =>
       guard(() => em().nativeUpdate(User, { id }, { passwordHash, updatedAt: new Date() })).then(() => undefined),
     remove: (id: string) => guard(() => em().nativeDelete(User, { id })).then(() => undefined),
-    ping: () => guard(() => orm.em.getConnection().execute('select 1')).then(() => undefined)
+    ping: () => guard(() => orm().em.getConnection().execute('select 1')).then(() => undefined)
   }
 }
 
