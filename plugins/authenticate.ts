@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { InvalidTokenError, MissingTokenError, bearerChallenge } from '../src/errors.js'
+import { InvalidTokenError, MissingTokenError, challengeOf } from '../src/errors.js'
 import type { AccessClaims } from '../src/tokens/access-token.js'
 import type { TokenStore } from '../src/token-store/index.js'
 
@@ -65,7 +65,7 @@ export default fp(async function authenticatePlugin (fastify, { verifyAccessToke
       request.user = { id: claims.sub, sid: claims.sid, jti: claims.jti, roles: claims.roles, exp: claims.exp }
     } catch (err) {
       // Set here, not only by Tollgate's error handler, so a host's own handler sends it too.
-      if ((err as { statusCode?: number }).statusCode === 401) reply.header('www-authenticate', bearerChallenge(err))
+      if ((err as { statusCode?: number }).statusCode === 401) reply.header('www-authenticate', challengeOf(err))
       throw err
     }
   })

@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { DependencyError, OAuthError, TollgateError, bearerChallenge } from '../src/errors.js'
+import { DependencyError, OAuthError, TollgateError, challengeOf } from '../src/errors.js'
 
 // Codes for the 4xx errors Fastify and its plugins raise, so no library code reaches a client.
 const CODE_BY_STATUS: Record<number, string> = {
@@ -43,7 +43,7 @@ export function handleError (error: FastifyError, request: FastifyRequest, reply
     if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
     return reply.code(status).send({ statusCode: status, code: status === 503 ? 'SERVICE_UNAVAILABLE' : 'INTERNAL_ERROR', error: statusText(status), message: 'Something went wrong' })
   }
-  if (status === 401) reply.header('www-authenticate', bearerChallenge(error))
+  if (status === 401) reply.header('www-authenticate', challengeOf(error))
   const own = (error as unknown) instanceof TollgateError
   const code = own ? error.code : CODE_BY_STATUS[status] ?? 'INVALID_REQUEST'
   // Validation messages name the field and rule ("body/email must match format"), which helps clients.

@@ -13,6 +13,8 @@ export interface RateLimits {
   perIp: Hook
   /** Per account: login attempts for one email, from anywhere. Needs the parsed body. */
   perAccount: Hook
+  /** Per introspection client (RFC 7662 §4), once it has authenticated. */
+  perClient: (clientId: string, reply: FastifyReply) => Promise<void>
 }
 
 interface Store {
@@ -35,27 +37,28 @@ function increment (store: Store, key: string, windowMs: number, max: number): P
 
 /** The brute-force limits of login, register and refresh: on Redis when there is one, in process otherwise. */
 export function createRateLimits (config: Config, redis: RedisClient | undefined): RateLimits {
-  function limiter (options: { max: number, windowSeconds: number, key: (request: FastifyRequest) => string }): Hook {
+  /** Counts a request against `key`; over `max` in the window, 429 with Retry-After. */
+  function limiter (options: { max: number, windowSeconds: number }) {
     const store = redis
       ? new RedisStore(false, false, redis, `${config.REDIS_KEY_PREFIX}:rl:`)
       : new LocalStore(false, false)
     const windowMs = options.windowSeconds * 1000
-    return async function enforceRateLimit (request, reply) {
-      const { current, ttl } = await increment(store, options.key(request), windowMs, options.max)
+    return async function enforceRateLimit (key: string, reply: FastifyReply) {
+      const { current, ttl } = await increment(store, key, windowMs, options.max)
       if (current <= options.max) return
       reply.header('retry-after', String(Math.max(1, Math.ceil(ttl / 1000))))
       throw new RateLimitedError()
     }
   }
 
+  const ipLimit = limiter({ max: config.RATE_LIMIT_MAX, windowSeconds: config.RATE_LIMIT_WINDOW })
+  const accountLimit = limiter({ max: config.ACCOUNT_RATE_LIMIT_MAX, windowSeconds: config.ACCOUNT_RATE_LIMIT_WINDOW })
+  const clientLimit = limiter({ max: config.INTROSPECTION_RATE_LIMIT_MAX, windowSeconds: config.RATE_LIMIT_WINDOW })
   return {
     // request.ip honours X-Forwarded-For only from the proxies the host's trustProxy names.
-    perIp: limiter({ max: config.RATE_LIMIT_MAX, windowSeconds: config.RATE_LIMIT_WINDOW, key: request => `ip:${request.routeOptions.url}:${request.ip}` }),
-    perAccount: limiter({
-      max: config.ACCOUNT_RATE_LIMIT_MAX,
-      windowSeconds: config.ACCOUNT_RATE_LIMIT_WINDOW,
-      // Hashed, so no email address is written to Redis.
-      key: request => `account:${createHash('sha256').update(normaliseEmail(String((request.body as { email?: unknown })?.email ?? ''))).digest('base64url')}`
-    })
+    perIp: (request, reply) => ipLimit(`ip:${request.routeOptions.url}:${request.ip}`, reply),
+    // Hashed, so no email address is written to Redis.
+    perAccount: (request, reply) => accountLimit(`account:${createHash('sha256').update(normaliseEmail(String((request.body as { email?: unknown })?.email ?? ''))).digest('base64url')}`, reply),
+    perClient: (clientId, reply) => clientLimit(`client:${clientId}`, reply)
   }
 }

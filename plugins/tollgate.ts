@@ -25,6 +25,7 @@ import authRoutes from '../routes/auth/index.js'
 import healthRoutes from '../routes/health/index.js'
 import usersRoutes from '../routes/users/index.js'
 import wellKnownRoutes from '../routes/well-known/index.js'
+import oauthMetadataRoute from '../routes/well-known/oauth-authorization-server.js'
 
 export type { TollgateOptions } from '../src/options.js'
 export type { AuthenticatedUser } from './authenticate.js'
@@ -180,6 +181,7 @@ async function tollgateHttp (scope: FastifyInstance, { corsOrigins, docs, health
   await scope.register(authRoutes, { prefix: '/auth' })
   await scope.register(usersRoutes, { prefix: '/users' })
   await scope.register(wellKnownRoutes, { prefix: '/.well-known' })
+  await scope.register(oauthMetadataRoute, { prefix: '/.well-known', mountPath: scope.prefix })
   if (health) await scope.register(healthRoutes, { prefix: '/health' })
 }
 

@@ -27,6 +27,9 @@ export const ConfigSchema = Type.Object({
   REFRESH_REUSE_INTERVAL: Seconds(10, 0, 300, 'grace interval for a rotated refresh token'),
   CORS_ORIGINS: Type.String({ default: '', pattern: '^(|https?://[^,\\s/]+(,https?://[^,\\s/]+)*)$', description: 'comma-separated origins such as https://app.example.com' }),
   TRUST_PROXY: Type.String({ default: '', description: 'empty, a hop count, or comma-separated proxy addresses/CIDRs' }),
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*[^\\s?#/])?$', description: 'the public base URL, such as https://id.example.com, without a trailing slash' })),
+  INTROSPECTION_CLIENTS: Type.Optional(Type.String({ minLength: 1, description: 'comma-separated id:secret pairs (ids of letters, digits, . _ ~ -; secrets of 32 or more characters)' })),
+  INTROSPECTION_RATE_LIMIT_MAX: Type.Integer({ default: 6000, minimum: 1, maximum: 1_000_000, description: 'introspection requests per client per RATE_LIMIT_WINDOW' }),
   RATE_LIMIT_MAX: Type.Integer({ default: 30, minimum: 1, maximum: 1_000_000, description: 'requests per client IP per window to login, register and refresh (each)' }),
   RATE_LIMIT_WINDOW: Seconds(60, 1, 86_400, 'rate-limit window'),
   ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 1_000_000, description: 'login attempts per account per window' }),
@@ -107,10 +110,28 @@ function crossCheck (config: Config): string[] {
   if (config.ACCESS_TOKEN_SECRET && config.ACCESS_TOKEN_SECRET === config.REFRESH_TOKEN_SECRET) {
     problems.push('REFRESH_TOKEN_SECRET: must differ from ACCESS_TOKEN_SECRET (each token type has its own key)')
   }
+  if (config.INTROSPECTION_CLIENTS !== undefined && parseIntrospectionClients(config.INTROSPECTION_CLIENTS) === null) {
+    problems.push('INTROSPECTION_CLIENTS: expected comma-separated id:secret pairs, each id unique (letters, digits, . _ ~ -) and each secret 32 or more characters')
+  }
   if (config.REFRESH_IDLE_TTL > config.REFRESH_TOKEN_TTL) {
     problems.push('REFRESH_IDLE_TTL: must not exceed REFRESH_TOKEN_TTL')
   }
   return problems
+}
+
+const CLIENT_ID = /^[A-Za-z0-9._~-]{1,64}$/
+
+/** The clients that may introspect (RFC 7662 §2.1), id → secret; null if the value is malformed. */
+export function parseIntrospectionClients (value: string): Map<string, string> | null {
+  const clients = new Map<string, string>()
+  for (const pair of value.split(',')) {
+    const colon = pair.indexOf(':')
+    const id = pair.slice(0, colon)
+    const secret = pair.slice(colon + 1)
+    if (colon < 0 || !CLIENT_ID.test(id) || secret.length < 32 || clients.has(id)) return null
+    clients.set(id, secret)
+  }
+  return clients
 }
 
 function isEd25519PrivateKey (pem: string): boolean {

@@ -36,8 +36,17 @@ export class RateLimitedError extends TollgateError {
   constructor () { super('RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429) }
 }
 
-/** RFC 6750 §3: the WWW-Authenticate challenge of a 401; `error` only when a token was presented. */
-export function bearerChallenge (error: unknown): string {
+/** RFC 7662 §2.1: the introspection endpoint's client authentication failed. */
+export class InvalidClientError extends TollgateError {
+  constructor () { super('INVALID_CLIENT', 'Client authentication failed', 401) }
+}
+
+/**
+ * The WWW-Authenticate challenge of a 401: Basic for client authentication (RFC 7617), else
+ * Bearer (RFC 6750 §3), with `error` only when a token was presented.
+ */
+export function challengeOf (error: unknown): string {
+  if (error instanceof InvalidClientError) return 'Basic realm="tollgate", charset="UTF-8"'
   return error instanceof InvalidTokenError
     ? 'Bearer realm="tollgate", error="invalid_token"'
     : 'Bearer realm="tollgate"'

@@ -64,6 +64,19 @@ export interface TollgateOptions {
   passwordHashConcurrency?: number
   /** argon2 operations allowed to wait; beyond it 503 (PASSWORD_HASH_QUEUE). Default 64. */
   passwordHashQueue?: number
+  /**
+   * Tollgate's public base URL, such as `https://id.example.com` (PUBLIC_URL): the absolute URLs of
+   * the RFC 8414 metadata start with it (and the prefix). Unset: the issuer when it is a URL.
+   */
+  publicUrl?: string
+  /**
+   * Clients that may call `POST <prefix>/auth/introspect` (RFC 7662) with HTTP Basic, as
+   * comma-separated `id:secret` pairs, secrets of 32+ characters (INTROSPECTION_CLIENTS).
+   * Unset: the endpoint does not exist.
+   */
+  introspectionClients?: string
+  /** Introspection requests per client per `rateLimitWindow` (INTROSPECTION_RATE_LIMIT_MAX). Default 6000. */
+  introspectionRateLimitMax?: number
   /** Serve Swagger UI at `<prefix>/docs` and the OpenAPI document at `<prefix>/docs/json`. Default false. */
   docs?: boolean
   /** Serve `<prefix>/health/live` and `<prefix>/health/ready`. Default false. */
@@ -93,7 +106,10 @@ const VARIABLE_OF = {
   accountRateLimitMax: 'ACCOUNT_RATE_LIMIT_MAX',
   accountRateLimitWindow: 'ACCOUNT_RATE_LIMIT_WINDOW',
   passwordHashConcurrency: 'PASSWORD_HASH_CONCURRENCY',
-  passwordHashQueue: 'PASSWORD_HASH_QUEUE'
+  passwordHashQueue: 'PASSWORD_HASH_QUEUE',
+  publicUrl: 'PUBLIC_URL',
+  introspectionClients: 'INTROSPECTION_CLIENTS',
+  introspectionRateLimitMax: 'INTROSPECTION_RATE_LIMIT_MAX'
 } as const satisfies Partial<Record<keyof TollgateOptions, keyof Config>>
 
 // Options that are not configuration variables, and the ones Fastify's `register` itself reads.

@@ -82,6 +82,9 @@ export function tollgateOptions (config: Config): TollgateOptions {
     accountRateLimitWindow: config.ACCOUNT_RATE_LIMIT_WINDOW,
     passwordHashConcurrency: config.PASSWORD_HASH_CONCURRENCY,
     passwordHashQueue: config.PASSWORD_HASH_QUEUE,
+    publicUrl: config.PUBLIC_URL,
+    introspectionClients: config.INTROSPECTION_CLIENTS,
+    introspectionRateLimitMax: config.INTROSPECTION_RATE_LIMIT_MAX,
     docs: true,
     health: true
   }

@@ -5,6 +5,7 @@ import { InvalidCredentialsError, InvalidTokenError, SessionNotFoundError, Wrong
 import type { PasswordHasher } from '../password.js'
 import type { TokenResponse } from '../schemas.js'
 import type { SessionRecord, TokenStore } from '../token-store/index.js'
+import type { AccessClaims } from '../tokens/access-token.js'
 import type { TokenService } from '../tokens/token-service.js'
 import type { UserRepository } from '../user-repository.js'
 
@@ -122,6 +123,38 @@ export function createSessionService ({ config, users, passwords, tokens, tokenS
       await checkPassword(user, input.currentPassword)
       await users.setPasswordHash(user.id, await passwords.hash(input.newPassword))
       await tokenStore.endSessions({ userId: user.id, except: caller.sid, now: Date.now() })
+    },
+
+    /**
+     * RFC 7009 revocation. A refresh token ends its session; an access token ends its session too
+     * and is itself revoked until it expires (as logout does with it). The hint only decides which
+     * kind is tried first. An invalid, expired or already revoked token changes nothing.
+     */
+    async revoke (token: string, hint?: string): Promise<void> {
+      const now = Date.now()
+      const asRefresh = async () => {
+        const claims = verifiedOrUndefined(() => tokens.verifyRefreshToken(token))
+        if (claims) await tokenStore.endSession({ userId: claims.sub, sid: claims.sid, now })
+        return claims !== undefined
+      }
+      const asAccess = async () => {
+        const claims = verifiedOrUndefined(() => tokens.verifyAccessToken(token))
+        if (claims) await tokenStore.endSession({ userId: claims.sub, sid: claims.sid, accessJti: claims.jti, accessExpiresAt: claims.exp * 1000, now })
+        return claims !== undefined
+      }
+      const [first, second] = hint === 'access_token' ? [asAccess, asRefresh] : [asRefresh, asAccess]
+      if (!await first()) await second()
+    },
+
+    /**
+     * RFC 7662 introspection: the claims of a live access token (verified, and not revoked: the
+     * same check as every authenticated request), or null for anything else, refresh tokens included.
+     */
+    async introspect (token: string): Promise<AccessClaims | null> {
+      const claims = verifiedOrUndefined(() => tokens.verifyAccessToken(token))
+      if (!claims) return null
+      const live = await tokenStore.isAccessAllowed({ userId: claims.sub, sid: claims.sid, jti: claims.jti, iat: claims.iat, now: Date.now() })
+      return live ? claims : null
     },
 
     async deleteAccount (caller: Caller, password: string): Promise<void> {

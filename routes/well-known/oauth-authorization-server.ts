@@ -1,0 +1,67 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+
+const MetadataSchema = Type.Object({
+  issuer: Type.String({ description: 'The exact `iss` of every token' }),
+  jwks_uri: Type.String({ format: 'uri' }),
+  token_endpoint: Type.String({ format: 'uri', description: 'The refresh grant' }),
+  token_endpoint_auth_methods_supported: Type.Array(Type.String()),
+  grant_types_supported: Type.Array(Type.String()),
+  response_types_supported: Type.Array(Type.String(), { description: 'Empty: Tollgate has no authorization endpoint' }),
+  revocation_endpoint: Type.String({ format: 'uri' }),
+  revocation_endpoint_auth_methods_supported: Type.Array(Type.String()),
+  introspection_endpoint: Type.Optional(Type.String({ format: 'uri' })),
+  introspection_endpoint_auth_methods_supported: Type.Optional(Type.Array(Type.String()))
+}, { additionalProperties: false, description: 'RFC 8414 authorization server metadata' })
+
+export interface OAuthMetadataOptions {
+  /** Where Tollgate's routes are mounted in the app (the plugin's prefix), '' for the root. */
+  mountPath: string
+}
+
+/** RFC 8414 metadata: where the endpoints are, and what they support. */
+const oauthMetadataRoute: FastifyPluginAsyncTypebox<OAuthMetadataOptions> = async function oauthMetadataRoute (fastify, { mountPath }) {
+  const { config } = fastify.tollgate
+  // Absolute URLs start with PUBLIC_URL, else the issuer when it is a URL; only without either are
+  // they taken from the request (then never cached, since the Host header is the client's word).
+  const configuredBase = config.PUBLIC_URL ?? (/^https?:\/\//.test(config.JWT_ISSUER) ? config.JWT_ISSUER.replace(/\/+$/, '') : undefined)
+
+  function metadata (base: string) {
+    const url = (path: string) => `${base}${mountPath}${path}`
+    return {
+      issuer: config.JWT_ISSUER,
+      jwks_uri: url('/.well-known/jwks.json'),
+      token_endpoint: url('/auth/refresh'),
+      // Public clients: the refresh grant authenticates with the refresh token alone.
+      token_endpoint_auth_methods_supported: ['none'],
+      grant_types_supported: ['refresh_token'],
+      response_types_supported: [],
+      revocation_endpoint: url('/auth/revoke'),
+      revocation_endpoint_auth_methods_supported: ['none'],
+      ...(config.INTROSPECTION_CLIENTS && {
+        introspection_endpoint: url('/auth/introspect'),
+        introspection_endpoint_auth_methods_supported: ['client_secret_basic']
+      })
+    }
+  }
+  const fixed = configuredBase ? metadata(configuredBase) : undefined
+
+  fastify.get('/oauth-authorization-server', {
+    schema: {
+      tags: ['well-known'],
+      summary: 'Authorization server metadata (RFC 8414)',
+      description: 'The issuer, the JWKS and the token, revocation and (when configured) introspection endpoints, for clients that discover them.',
+      security: [],
+      response: { 200: MetadataSchema }
+    }
+  }, async function oauthMetadata (request: FastifyRequest, reply) {
+    if (fixed) {
+      reply.header('cache-control', 'public, max-age=300')
+      return fixed
+    }
+    reply.header('cache-control', 'no-store')
+    return metadata(`${request.protocol}://${request.host}`)
+  })
+}
+
+export default oauthMetadataRoute
