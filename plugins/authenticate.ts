@@ -33,8 +33,11 @@ export type VerifyAccessToken = (token: string) => AccessClaims | Promise<Access
 
 export interface AuthenticatePluginOptions {
   verifyAccessToken: VerifyAccessToken
-  /** The revocation check: one Redis round trip (or the in-process store); omitted, tokens are checked statelessly. */
-  isAccessAllowed?: TokenStore['isAccessAllowed']
+  /**
+   * The revocation check: one Redis round trip (or the in-process store), or introspection at the
+   * server (which needs the token itself); omitted, tokens are checked statelessly.
+   */
+  isAccessAllowed?: (access: Parameters<TokenStore['isAccessAllowed']>[0] & { exp: number }, token: string) => Promise<boolean>
   /** Called when a token that verifies is refused as revoked. */
   onRevoked?: () => void
 }
@@ -56,9 +59,10 @@ export default fp(async function authenticatePlugin (fastify, { verifyAccessToke
       if (!header) throw new MissingTokenError()
       const match = BEARER.exec(header)
       if (!match) throw new InvalidTokenError()
-      const verified = verifyAccessToken(match[1] as string)
+      const token = match[1] as string
+      const verified = verifyAccessToken(token)
       const claims = verified instanceof Promise ? await verified : verified
-      if (isAccessAllowed && !await isAccessAllowed({ userId: claims.sub, sid: claims.sid, jti: claims.jti, iat: claims.iat, now: Date.now() })) {
+      if (isAccessAllowed && !await isAccessAllowed({ userId: claims.sub, sid: claims.sid, jti: claims.jti, iat: claims.iat, exp: claims.exp, now: Date.now() }, token)) {
         onRevoked?.()
         throw new InvalidTokenError()
       }

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { createIntrospectionCheck } from '../src/tokens/introspection-check.js'
 import { createJwksVerifier, type Jwks } from '../src/tokens/jwks-verifier.js'
 import { waitForFirstConnection, type RedisClient } from '../src/redis-client.js'
 import { createRedisAccessCheck } from '../src/token-store/redis.js'
@@ -26,9 +27,15 @@ export interface TollgateVerifyOptions {
    */
   redis?: RedisClient
   /**
-   * Verify statelessly, without Redis: a token stays accepted after logout, logout-all or a password
-   * change until it expires (the server's accessTokenTtl, 10 minutes by default). Exactly one of
-   * `redis` and this must be given.
+   * For a service that cannot reach the server's Redis: ask the server's `POST …/auth/introspect`
+   * (RFC 7662) as one of its INTROSPECTION_CLIENTS. A live answer is trusted for `cacheTtl`
+   * seconds (default 5), so a logout counts here within that; an unreachable server is 503.
+   */
+  introspection?: { url: string, clientId: string, clientSecret: string, cacheTtl?: number }
+  /**
+   * Verify statelessly, without Redis or introspection: a token stays accepted after logout,
+   * logout-all or a password change until it expires (the server's accessTokenTtl, 10 minutes by
+   * default). Exactly one of `redis`, `introspection` and this must be given.
    */
   acceptRevokedTokensUntilExpiry?: boolean
   /** The server's `redisKeyPrefix` (REDIS_KEY_PREFIX). Default `tollgate`. */
@@ -42,6 +49,7 @@ export interface TollgateVerifyOptions {
 const DEFAULT_REDIS_KEY_PREFIX = 'tollgate'
 const DEFAULT_MAX_TOKEN_LIFETIME = 600
 const DEFAULT_JWKS_COOLDOWN = 60
+const DEFAULT_INTROSPECTION_CACHE_TTL = 5
 
 /**
  * tollgate/verify, for a resource server: `app.authenticate` accepts the access tokens a Tollgate
@@ -49,15 +57,20 @@ const DEFAULT_JWKS_COOLDOWN = 60
  * routes, database or private keys. It loads neither the ORM, PGlite nor argon2.
  */
 async function tollgateVerify (fastify: FastifyInstance, options: TollgateVerifyOptions) {
-  const { issuer, audience, redis } = options
+  const { issuer, audience, redis, introspection } = options
   if (!issuer || !audience) throw new Error('tollgate/verify: `issuer` and `audience` are required (the server\'s issuer and audience)')
   if ((options.jwksUrl === undefined) === (options.jwks === undefined)) throw new Error('tollgate/verify: pass exactly one of `jwksUrl` and `jwks`')
-  if (redis && options.acceptRevokedTokensUntilExpiry) {
-    throw new Error('tollgate/verify: pass `redis` or `acceptRevokedTokensUntilExpiry`, not both')
+  const choices = [redis && '`redis`', introspection && '`introspection`', options.acceptRevokedTokensUntilExpiry === true && '`acceptRevokedTokensUntilExpiry`'].filter(Boolean)
+  if (choices.length > 1) {
+    throw new Error(`tollgate/verify: pass one of ${choices.join(', ')}, not several`)
   }
-  if (!redis && options.acceptRevokedTokensUntilExpiry !== true) {
+  if (choices.length === 0) {
     throw new Error('tollgate/verify: pass `redis` (a client of the Tollgate server\'s Redis) so that a logout on the server counts here at once, ' +
-      'or set `acceptRevokedTokensUntilExpiry: true` to verify without it: a logged-out token is then accepted until it expires')
+      'or `introspection` (the server\'s introspection endpoint and client credentials) so that it counts within seconds, ' +
+      'or set `acceptRevokedTokensUntilExpiry: true` to verify without either: a logged-out token is then accepted until it expires')
+  }
+  if (introspection && (!introspection.url || !introspection.clientId || !introspection.clientSecret)) {
+    throw new Error('tollgate/verify: `introspection` needs `url`, `clientId` and `clientSecret`')
   }
 
   const verifyAccessToken = await createJwksVerifier({
@@ -76,6 +89,14 @@ async function tollgateVerify (fastify: FastifyInstance, options: TollgateVerify
   }
   await fastify.register(authenticatePlugin, {
     verifyAccessToken,
+    ...(introspection && {
+      isAccessAllowed: createIntrospectionCheck({
+        url: introspection.url,
+        clientId: introspection.clientId,
+        clientSecret: introspection.clientSecret,
+        cacheTtlMs: (introspection.cacheTtl ?? DEFAULT_INTROSPECTION_CACHE_TTL) * 1000
+      })
+    }),
     ...(redis && {
       isAccessAllowed: createRedisAccessCheck({ redis, prefix: options.redisKeyPrefix ?? DEFAULT_REDIS_KEY_PREFIX }),
       onRevoked () {

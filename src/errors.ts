@@ -64,12 +64,12 @@ export class OAuthError extends Error {
 /** The one answer for any unusable refresh token: which check failed is nobody's business. */
 export const invalidGrant = () => new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked')
 
-/** A dependency (PostgreSQL, Redis) failed or timed out: the request must fail closed with 503. */
+/** A dependency (PostgreSQL, Redis, a server's introspection) failed or timed out: the request must fail closed with 503. */
 export class DependencyError extends Error {
   // So that any error handler, also an embedding app's own, answers 503 and never 500 or 200.
   readonly statusCode = 503
   readonly code = 'SERVICE_UNAVAILABLE'
-  constructor (readonly dependency: 'postgres' | 'redis', cause: unknown) {
+  constructor (readonly dependency: 'postgres' | 'redis' | 'introspection', cause: unknown) {
     // What an embedding app's own error handler would send: no dependency name for the client.
     super('A backing service is unavailable; retry shortly', { cause })
     this.name = 'DependencyError'

@@ -4,7 +4,7 @@ import t from 'tap'
 import tollgateVerify, { type TollgateVerifyOptions } from '../../plugins/verify.js'
 import { REDIS_CLIENT_OPTIONS } from '../../src/redis-client.js'
 import { closedPort, forgeAccessToken, headerOf, INVALID_TOKEN_CHALLENGE } from '../fixtures.js'
-import { REDIS_URL, bearer, build, claimsOf, registerAndLogin, tempDir, testKeys, type TestApp, type TestContext } from '../helper.js'
+import { REDIS_URL, bearer, build, claimsOf, redisClient, registerAndLogin, tempDir, testKeys, type TestApp, type TestContext } from '../helper.js'
 
 // Another Fastify app, with none of Tollgate's plugins, that protects its own route with
 // tollgate/verify: the server's JWKS and Redis (or, said out loud, no Redis), nothing else.
@@ -33,7 +33,7 @@ async function hostApp (t: TestContext, server: TestApp, options: HostOptions = 
   const host = Fastify()
   t.teardown(() => host.close())
   const source = overrides.jwksUrl ? {} : { jwks: overrides.jwks ?? await jwksOf(server) }
-  const revocation = overrides.acceptRevokedTokensUntilExpiry ? {} : { redis: overrides.redis ?? redisFor(t) }
+  const revocation = overrides.acceptRevokedTokensUntilExpiry || overrides.introspection ? {} : { redis: overrides.redis ?? redisFor(t) }
   await host.register(tollgateVerify, {
     ...source,
     ...revocation,
@@ -146,8 +146,8 @@ t.test('revocation is a choice: Redis, or stateless said out loud; neither or bo
   const neither = Fastify()
   t.teardown(() => neither.close())
   neither.register(tollgateVerify, { jwks: await jwksOf(server), issuer: 'a', audience: 'b' })
-  await t.rejects(async () => neither.ready(), /pass `redis` \(a client of the Tollgate server's Redis\).*or set `acceptRevokedTokensUntilExpiry: true`.*accepted until it expires/s)
-  await t.rejects(hostApp(t, server, { redis: redisFor(t), acceptRevokedTokensUntilExpiry: true }), /not both/)
+  await t.rejects(async () => neither.ready(), /pass `redis` \(a client of the Tollgate server's Redis\).*or `introspection`.*or set `acceptRevokedTokensUntilExpiry: true`.*accepted until it expires/s)
+  await t.rejects(hostApp(t, server, { redis: redisFor(t), acceptRevokedTokensUntilExpiry: true }), /not several/)
 })
 
 t.test('stateless verification works against a server on the embedded default, and does not see logout', async t => {
@@ -230,4 +230,46 @@ t.test('request.user is read-only: its roles are shared by every request with th
     const res = await orders(host, bearer(tokens.access_token))
     t.same(res.json().roles, [], `request ${i + 1}: no role added`)
   }
+})
+
+const INTROSPECTION_SECRET = 'introspection-secret-of-the-resource-server-0123456789'
+
+t.test('introspection as the revocation check: a logout on the server is refused here, and an outage is 503', async t => {
+  const server = await build(t, { config: { INTROSPECTION_CLIENTS: `orders-api:${INTROSPECTION_SECRET}` } })
+  const base = await server.listen({ host: '127.0.0.1', port: 0 })
+  const introspection = { url: `${base}/auth/introspect`, clientId: 'orders-api', clientSecret: INTROSPECTION_SECRET, cacheTtl: 0 }
+  const host = await hostApp(t, server, { jwksUrl: `${base}/.well-known/jwks.json`, introspection })
+  const { userId, tokens } = await registerAndLogin(server)
+  const before = await orders(host, bearer(tokens.access_token))
+  t.equal(before.statusCode, 200)
+  t.equal(before.json().id, userId)
+  t.equal((await server.inject({ method: 'POST', url: '/auth/logout', headers: bearer(tokens.access_token) })).statusCode, 204)
+  const after = await orders(host, bearer(tokens.access_token))
+  t.equal(after.statusCode, 401, 'refused once the server says inactive')
+  t.equal(after.headers['www-authenticate'], INVALID_TOKEN_CHALLENGE)
+
+  const wrongSecret = await hostApp(t, server, { jwksUrl: `${base}/.well-known/jwks.json`, introspection: { ...introspection, clientSecret: 'x'.repeat(40) } })
+  const fresh = await registerAndLogin(server)
+  const refused = await orders(wrongSecret, bearer(fresh.tokens.access_token))
+  t.equal(refused.statusCode, 503, 'credentials the server refuses: never a pass')
+
+  const unreachable = await hostApp(t, server, { jwksUrl: `${base}/.well-known/jwks.json`, introspection: { ...introspection, url: `http://127.0.0.1:${await closedPort()}/auth/introspect` } })
+  const down = await orders(unreachable, bearer(fresh.tokens.access_token))
+  t.equal(down.statusCode, 503)
+  t.equal(down.json().code, 'SERVICE_UNAVAILABLE')
+})
+
+t.test('introspection answers are cached: one call for repeated requests within cacheTtl', async t => {
+  const server = await build(t, { config: { INTROSPECTION_CLIENTS: `orders-api:${INTROSPECTION_SECRET}` } })
+  // Each introspection counts once against the client's rate limit: that counter tells the calls.
+  const redis = await redisClient(t)
+  const calls = async () => Number(await redis.get(`${server.tollgate.config.REDIS_KEY_PREFIX}:rl:client:orders-api`) ?? 0)
+  const base = await server.listen({ host: '127.0.0.1', port: 0 })
+  const host = await hostApp(t, server, {
+    jwks: await jwksOf(server),
+    introspection: { url: `${base}/auth/introspect`, clientId: 'orders-api', clientSecret: INTROSPECTION_SECRET, cacheTtl: 300 }
+  })
+  const { tokens } = await registerAndLogin(server)
+  for (let i = 0; i < 3; i++) t.equal((await orders(host, bearer(tokens.access_token))).statusCode, 200)
+  t.equal(await calls(), 1, 'one introspection for three requests with the same token')
 })
