@@ -14,7 +14,7 @@ import { helmetHeaders } from '../plugins/http-security.js'
  */
 
 /** Never logged: credentials in headers and every token or password field of a body or reply. */
-const SECRET_FIELDS = ['password', 'current_password', 'new_password', 'access_token', 'refresh_token']
+const SECRET_FIELDS = ['password', 'current_password', 'new_password', 'access_token', 'refresh_token', 'token', 'client_secret']
 const SECRET_HEADERS = ['authorization', 'cookie']
 export const REDACTED_PATHS = [
   'res.headers["set-cookie"]',
