@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
 
 // Shared schemas carry an $id so the OpenAPI document lists them under components.
 export const EmailSchema = Type.String({
@@ -27,22 +27,100 @@ export const TokenResponseSchema = Type.Object({
 }, { $id: 'TokenResponse', additionalProperties: false, description: 'RFC 6749 §5.1 token response' })
 export type TokenResponse = Static<typeof TokenResponseSchema>
 
+/**
+ * Every `code` an Error body carries: the TollgateError codes of src/errors.ts and the ones
+ * plugins/errors.ts gives by status. test/plugins/swagger.test.ts checks the list against both.
+ */
+export const ERROR_CODES = [
+  'INVALID_REQUEST',
+  'INVALID_CREDENTIALS',
+  'INVALID_TOKEN',
+  'INVALID_CLIENT',
+  'NOT_FOUND',
+  'SESSION_NOT_FOUND',
+  'METHOD_NOT_ALLOWED',
+  'NOT_ACCEPTABLE',
+  'EMAIL_TAKEN',
+  'PAYLOAD_TOO_LARGE',
+  'URI_TOO_LONG',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'RATE_LIMITED',
+  'INTERNAL_ERROR',
+  'SERVICE_UNAVAILABLE',
+  'SERVICE_BUSY'
+] as const
+export type ErrorCode = typeof ERROR_CODES[number]
+
 export const ErrorSchema = Type.Object({
-  statusCode: Type.Integer(),
-  code: Type.String(),
-  error: Type.String(),
-  message: Type.String()
+  statusCode: Type.Integer({ description: 'The HTTP status, repeated' }),
+  // A plain string enum, not a union of literals: the serializer ignores `enum`, so a code missing
+  // here could never turn a response into a serialization error.
+  code: Type.Unsafe<ErrorCode>({ type: 'string', enum: [...ERROR_CODES], description: 'Stable and machine-readable: switch on this, not on message' }),
+  error: Type.String({ description: 'The HTTP status text' }),
+  message: Type.String({ description: 'For people; may change between versions' })
 }, { $id: 'Error' })
 
 export const OAuthErrorSchema = Type.Object({
-  error: Type.Union([Type.Literal('invalid_grant'), Type.Literal('invalid_request')]),
+  // A string enum like Error.code, so generated clients get one enum type.
+  error: Type.Unsafe<'invalid_grant' | 'invalid_request'>({ type: 'string', enum: ['invalid_grant', 'invalid_request'] }),
   error_description: Type.String()
 }, { $id: 'OAuthError', description: 'RFC 6749 §5.2 error response' })
 
 /** Every shared schema, in the order they must be added to Fastify. */
 export const sharedSchemas = [EmailSchema, PasswordSchema, UserSchema, TokenResponseSchema, ErrorSchema, OAuthErrorSchema]
 
-export const errorResponse = (description: string) => Type.Ref(ErrorSchema, { description })
+/** OpenAPI response headers by name. */
+export type ResponseHeaders = Record<string, TSchema>
+
+/** Sent with every 401 (RFC 6750 §3). */
+export const WWW_AUTHENTICATE: ResponseHeaders = {
+  'WWW-Authenticate': Type.String({ description: 'The Bearer challenge: `Bearer realm="tollgate"`, plus `error="invalid_token"` when the access token presented was refused (RFC 6750 §3)' })
+}
+/** Sent with the 401 of client authentication (RFC 7617). */
+export const WWW_AUTHENTICATE_BASIC: ResponseHeaders = {
+  'WWW-Authenticate': Type.String({ description: 'The Basic challenge: `Basic realm="tollgate", charset="UTF-8"` (RFC 7617)' })
+}
+/** Sent with every 429 and 503. */
+export const RETRY_AFTER: ResponseHeaders = {
+  'Retry-After': Type.Integer({ minimum: 1, description: 'Seconds to wait before retrying' })
+}
+/** Sent with token responses and the token endpoint's errors (RFC 6749 §5.1). */
+export const NO_STORE_HEADERS: ResponseHeaders = {
+  'Cache-Control': Type.Literal('no-store', { description: 'Never cache tokens' }),
+  Pragma: Type.Literal('no-cache', { description: 'For HTTP/1.0 caches' })
+}
+
+/**
+ * A response schema with the description and headers its OpenAPI response shows: @fastify/swagger
+ * turns a response schema's `headers` into the response's headers. Neither changes what is sent.
+ */
+export function documented<T extends TSchema> (schema: T, description: string, headers?: ResponseHeaders): T {
+  return { ...schema, description, ...(headers && { headers }) }
+}
+
+/** An Error body, described, with the headers sent with it. */
+export const errorResponse = (description: string, headers?: ResponseHeaders) => documented(Type.Ref(ErrorSchema), description, headers)
+
+/** The 401 of a route behind `authenticate` (or, with WWW_AUTHENTICATE_BASIC, of client authentication). */
+export const unauthorized = (description = 'Missing, invalid, expired or revoked access token', challenge = WWW_AUTHENTICATE) => errorResponse(description, challenge)
+
+/** The 429 of a rate-limited route. */
+export const rateLimited = (description = 'Too many requests from this address; retry after Retry-After') => errorResponse(description, RETRY_AFTER)
+
+/** The 503 of a route that needs the database, the token store or a password hash. */
+export const unavailable = (description = 'A backing service is unavailable or busy; retry after Retry-After') => errorResponse(description, RETRY_AFTER)
+
+/** The 200 of a grant: a token pair, never cached. */
+export const tokenResponse = (description: string) => documented(Type.Ref(TokenResponseSchema), description, NO_STORE_HEADERS)
+
+/** The 400 of an OAuth endpoint (RFC 6749 §5.2), never cached like the tokens it guards. */
+export const oauthErrorResponse = (description: string) => documented(Type.Ref(OAuthErrorSchema), description, NO_STORE_HEADERS)
+
+/** The 413 and 415 of a route with a JSON body: `response: { ...jsonBodyErrors(), … }`. */
+export const jsonBodyErrors = () => ({
+  413: errorResponse('The body is larger than 16 KiB'),
+  415: errorResponse('Unsupported Content-Type: send application/json')
+})
 
 /** OpenAPI `security` of a route that needs an access token, and of a public one. */
 export const BEARER_SECURITY = [{ bearerAuth: [] }]

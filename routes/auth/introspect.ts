@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { parseIntrospectionClients } from '../../src/config.js'
 import { InvalidClientError } from '../../src/errors.js'
-import { OAuthErrorSchema, errorResponse } from '../../src/schemas.js'
+import { NO_STORE_HEADERS, WWW_AUTHENTICATE_BASIC, documented, oauthErrorResponse, rateLimited, unauthorized, unavailable } from '../../src/schemas.js'
 import { createClientAuthenticator } from '../../src/sessions/client-authentication.js'
 import { FORM, NO_STORE, acceptFormBodies, oauthRequestErrors } from './grant-support.js'
 
@@ -41,6 +41,7 @@ const introspectRoute: FastifyPluginAsyncTypebox = async function introspectRout
     schema: {
       tags: ['auth'],
       summary: 'Introspect an access token (RFC 7662)',
+      operationId: 'introspectToken',
       description: 'For resource servers: tells whether an access token is live, with the same check as every authenticated request, ' +
         'so a token is inactive as soon as its session is logged out. Refresh tokens, and anything else, are inactive.',
       security: [{ introspectionClient: [] }],
@@ -50,11 +51,11 @@ const introspectRoute: FastifyPluginAsyncTypebox = async function introspectRout
         token_type_hint: Type.Optional(Type.String({ maxLength: 64, description: 'Ignored: only access tokens can be active' }))
       }),
       response: {
-        200: IntrospectionSchema,
-        400: Type.Ref(OAuthErrorSchema, { description: 'invalid_request: no token, or a malformed body (RFC 6749 §5.2)' }),
-        401: errorResponse('No or wrong client credentials (WWW-Authenticate: Basic)'),
-        429: errorResponse('Too many requests from this client or address; see Retry-After'),
-        503: errorResponse('The token store is unavailable')
+        200: documented(IntrospectionSchema, 'Whether the token is live and, if it is, its claims', NO_STORE_HEADERS),
+        400: oauthErrorResponse('invalid_request: no token, or a malformed request, also a body over 16 KiB or an unsupported Content-Type (RFC 6749 §5.2)'),
+        401: unauthorized('No or wrong client credentials', WWW_AUTHENTICATE_BASIC),
+        429: rateLimited('Too many requests from this client or address; retry after Retry-After'),
+        503: unavailable('The token store is unavailable; retry after Retry-After')
       }
     },
     errorHandler: oauthRequestErrors

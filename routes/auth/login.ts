@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { EmailSchema, PUBLIC_SECURITY, TokenResponseSchema, errorResponse } from '../../src/schemas.js'
+import { EmailSchema, PUBLIC_SECURITY, errorResponse, jsonBodyErrors, rateLimited, tokenResponse, unauthorized, unavailable } from '../../src/schemas.js'
 import { NO_STORE, clientOf } from './grant-support.js'
 
 const loginRoute: FastifyPluginAsyncTypebox = async function loginRoute (fastify) {
@@ -12,6 +12,8 @@ const loginRoute: FastifyPluginAsyncTypebox = async function loginRoute (fastify
     schema: {
       tags: ['auth'],
       summary: 'Exchange email and password for a token pair',
+      description: 'Starts a session: send the access token as a Bearer token, and the refresh token to refreshToken for the next pair before the access token expires. A wrong email and a wrong password get the same 401.',
+      operationId: 'login',
       security: PUBLIC_SECURITY,
       body: Type.Object({
         email: Type.Ref(EmailSchema),
@@ -19,11 +21,12 @@ const loginRoute: FastifyPluginAsyncTypebox = async function loginRoute (fastify
         password: Type.String({ minLength: 1, maxLength: 128 })
       }, { additionalProperties: false }),
       response: {
-        200: Type.Ref(TokenResponseSchema),
-        400: errorResponse('Invalid body'),
-        401: errorResponse('Wrong email or password (one generic answer for both)'),
-        429: errorResponse('Too many attempts from this address or for this account; see Retry-After'),
-        503: errorResponse('A backing service is unavailable or busy')
+        200: tokenResponse('A new session\'s access and refresh tokens'),
+        400: errorResponse('The body is invalid: a field is missing, malformed or unknown (message names it)'),
+        401: unauthorized('Wrong email or password (one generic answer for both)'),
+        ...jsonBodyErrors(),
+        429: rateLimited('Too many attempts from this address or for this account; retry after Retry-After'),
+        503: unavailable()
       }
     }
   }, async function login (request, reply) {

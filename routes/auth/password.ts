@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { BEARER_SECURITY, PasswordSchema, errorResponse } from '../../src/schemas.js'
+import { BEARER_SECURITY, PasswordSchema, errorResponse, jsonBodyErrors, unauthorized, unavailable } from '../../src/schemas.js'
 
 const passwordRoute: FastifyPluginAsyncTypebox = async function passwordRoute (fastify) {
   const { sessions } = fastify.tollgate
@@ -9,6 +9,8 @@ const passwordRoute: FastifyPluginAsyncTypebox = async function passwordRoute (f
     schema: {
       tags: ['auth'],
       summary: 'Change the password; every other session ends',
+      description: 'Needs the current password as well as the access token. The session that asks stays logged in; every other session ends, so other devices must log in again with the new password.',
+      operationId: 'changePassword',
       security: BEARER_SECURITY,
       body: Type.Object({
         current_password: Type.String({ minLength: 1, maxLength: 128 }),
@@ -16,9 +18,10 @@ const passwordRoute: FastifyPluginAsyncTypebox = async function passwordRoute (f
       }, { additionalProperties: false }),
       response: {
         204: Type.Null({ description: 'Password changed' }),
-        400: errorResponse('Invalid body'),
-        401: errorResponse('Invalid access token, or the current password is wrong'),
-        503: errorResponse('A backing service is unavailable or busy')
+        400: errorResponse('The body is invalid: a field is missing, malformed or unknown, or the new password is not 8 to 128 characters'),
+        401: unauthorized('Missing, invalid or revoked access token, or the current password is wrong'),
+        ...jsonBodyErrors(),
+        503: unavailable()
       }
     }
   }, async function changePassword (request, reply) {

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toUserBody } from '../../src/entities/user.js'
-import { EmailSchema, PasswordSchema, PUBLIC_SECURITY, UserSchema, errorResponse } from '../../src/schemas.js'
+import { EmailSchema, PasswordSchema, PUBLIC_SECURITY, UserSchema, documented, errorResponse, jsonBodyErrors, rateLimited, unavailable } from '../../src/schemas.js'
 
 const registerRoute: FastifyPluginAsyncTypebox = async function registerRoute (fastify) {
   const { sessions, rateLimits } = fastify.tollgate
@@ -10,6 +10,8 @@ const registerRoute: FastifyPluginAsyncTypebox = async function registerRoute (f
     schema: {
       tags: ['auth'],
       summary: 'Create an account',
+      description: 'Creates an account and returns it, without logging in: call login next. The email is stored trimmed and lower-case, and the password takes 8 to 128 characters.',
+      operationId: 'register',
       security: PUBLIC_SECURITY,
       body: Type.Object({
         email: Type.Ref(EmailSchema),
@@ -17,11 +19,12 @@ const registerRoute: FastifyPluginAsyncTypebox = async function registerRoute (f
         name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
       }, { additionalProperties: false }),
       response: {
-        201: Type.Ref(UserSchema),
-        400: errorResponse('Invalid body'),
-        409: errorResponse('The email is already registered'),
-        429: errorResponse('Too many attempts from this address; see Retry-After'),
-        503: errorResponse('A backing service is unavailable or busy')
+        201: documented(Type.Ref(UserSchema), 'The account, created'),
+        400: errorResponse('The body is invalid: a field is missing, malformed or unknown (message names it)'),
+        409: errorResponse('An account with this email already exists'),
+        ...jsonBodyErrors(),
+        429: rateLimited('Too many registrations from this address; retry after Retry-After'),
+        503: unavailable()
       }
     }
   }, async function register (request, reply) {

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { BEARER_SECURITY, errorResponse } from '../../src/schemas.js'
+import { BEARER_SECURITY, errorResponse, unauthorized, unavailable } from '../../src/schemas.js'
 
 const SessionSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -20,11 +20,13 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes 
     schema: {
       tags: ['auth'],
       summary: 'List the live sessions of the user, newest first',
+      description: 'One entry per device or client that logged in and has not logged out or expired; `current` marks the session of the token that asks. Use the id with endSession.',
+      operationId: 'listSessions',
       security: BEARER_SECURITY,
       response: {
-        200: Type.Array(SessionSchema),
-        401: errorResponse('Missing, invalid or revoked access token'),
-        503: errorResponse('A backing service is unavailable')
+        200: Type.Array(SessionSchema, { description: 'The live sessions, newest first' }),
+        401: unauthorized(),
+        503: unavailable('A backing service is unavailable; retry after Retry-After')
       }
     }
   }, async function listSessions (request) {
@@ -45,14 +47,16 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes 
     schema: {
       tags: ['auth'],
       summary: 'End one session of the user',
+      description: 'Logs out one session, by its id from listSessions: its refresh token stops working and its access tokens are refused. Ending the current session is the same as logout.',
+      operationId: 'endSession',
       security: BEARER_SECURITY,
       params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
       response: {
         204: Type.Null({ description: 'Session ended' }),
         400: errorResponse('The id is not a UUID'),
-        401: errorResponse('Missing, invalid or revoked access token'),
-        404: errorResponse('No such session of this user'),
-        503: errorResponse('A backing service is unavailable')
+        401: unauthorized(),
+        404: errorResponse('No live session of this user has this id'),
+        503: unavailable('A backing service is unavailable; retry after Retry-After')
       }
     }
   }, async function endSession (request, reply) {

@@ -1,4 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { RETRY_AFTER, documented } from '../../src/schemas.js'
 
 const CHECK_TIMEOUT_MS = 1500
 const Check = Type.Union([Type.Literal('up'), Type.Literal('down')])
@@ -26,8 +27,10 @@ const healthRoutes: FastifyPluginAsyncTypebox = async function healthRoutes (fas
     schema: {
       tags: ['health'],
       summary: 'The process is up',
+      description: 'For a liveness probe: answers as long as the process runs, without asking the database or the token store.',
+      operationId: 'getLiveness',
       security: [],
-      response: { 200: Type.Object({ status: Type.Literal('ok') }) }
+      response: { 200: Type.Object({ status: Type.Literal('ok') }, { description: 'The process is up' }) }
     }
   }, async function live () {
     return { status: 'ok' as const }
@@ -37,8 +40,13 @@ const healthRoutes: FastifyPluginAsyncTypebox = async function healthRoutes (fas
     schema: {
       tags: ['health'],
       summary: 'The database and the token store answer',
+      description: 'For a readiness probe or a load balancer: asks the database and the token store, each within 1.5 s. While either is down the answer is 503, and `checks` says which.',
+      operationId: 'getReadiness',
       security: [],
-      response: { 200: ReadySchema, 503: ReadySchema }
+      response: {
+        200: documented(ReadySchema, 'Ready: both answer'),
+        503: documented(ReadySchema, 'Not ready: the database or the token store does not answer; retry after Retry-After', RETRY_AFTER)
+      }
     }
   }, async function ready (request, reply) {
     const { users, tokenStore: store, databaseKind } = fastify.tollgate

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toUserBody } from '../../src/entities/user.js'
-import { BEARER_SECURITY, UserSchema, errorResponse } from '../../src/schemas.js'
+import { BEARER_SECURITY, UserSchema, documented, errorResponse, jsonBodyErrors, unauthorized, unavailable } from '../../src/schemas.js'
 
 /** GET and DELETE /users/me. */
 const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fastify) {
@@ -11,11 +11,13 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fasti
     schema: {
       tags: ['users'],
       summary: 'The signed-in user',
+      description: 'The account the access token belongs to.',
+      operationId: 'getCurrentUser',
       security: BEARER_SECURITY,
       response: {
-        200: Type.Ref(UserSchema),
-        401: errorResponse('Missing, invalid or revoked access token'),
-        503: errorResponse('A backing service is unavailable')
+        200: documented(Type.Ref(UserSchema), 'The signed-in user'),
+        401: unauthorized(),
+        503: unavailable('A backing service is unavailable; retry after Retry-After')
       }
     }
   }, async function me (request) {
@@ -27,13 +29,16 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fasti
     schema: {
       tags: ['users'],
       summary: 'Delete the account and end all its sessions',
+      description: 'Needs the password as well as the access token. Every session ends first, then the account is deleted; it cannot be undone, and the email can register again.',
+      operationId: 'deleteCurrentUser',
       security: BEARER_SECURITY,
       body: Type.Object({ password: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }),
       response: {
         204: Type.Null({ description: 'Account deleted' }),
-        400: errorResponse('Invalid body'),
-        401: errorResponse('Invalid access token, or the password is wrong'),
-        503: errorResponse('A backing service is unavailable')
+        400: errorResponse('The body is invalid: the password is missing, or a field is malformed or unknown'),
+        401: unauthorized('Missing, invalid or revoked access token, or the password is wrong'),
+        ...jsonBodyErrors(),
+        503: unavailable('A backing service is unavailable; retry after Retry-After')
       }
     }
   }, async function deleteMe (request, reply) {

@@ -1,4 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { documented } from '../../src/schemas.js'
 
 const JwkSchema = Type.Object({
   kty: Type.String(),
@@ -14,8 +15,14 @@ const wellKnownRoutes: FastifyPluginAsyncTypebox = async function wellKnownRoute
     schema: {
       tags: ['well-known'],
       summary: 'Public keys that verify access tokens (RFC 7517)',
+      description: 'For resource servers that verify access tokens themselves: pick the key whose kid is in the token\'s header. Cache it for 5 minutes, and fetch it again on an unknown kid.',
+      operationId: 'getJwks',
       security: [],
-      response: { 200: Type.Object({ keys: Type.Array(JwkSchema) }, { description: 'Empty when access tokens use HS256' }) }
+      response: {
+        200: documented(Type.Object({ keys: Type.Array(JwkSchema) }), 'The JWK Set; its keys are empty when access tokens use HS256', {
+          'Cache-Control': Type.Literal('public, max-age=300', { description: 'Cacheable for 5 minutes' })
+        })
+      }
     }
   }, async function jwks (request, reply) {
     reply.header('cache-control', 'public, max-age=300')

@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
+import { documented } from '../../src/schemas.js'
 
 const MetadataSchema = Type.Object({
   issuer: Type.String({ description: 'The exact `iss` of every token' }),
@@ -50,9 +51,14 @@ const oauthMetadataRoute: FastifyPluginAsyncTypebox<OAuthMetadataOptions> = asyn
     schema: {
       tags: ['well-known'],
       summary: 'Authorization server metadata (RFC 8414)',
+      operationId: 'getAuthorizationServerMetadata',
       description: 'The issuer, the JWKS and the token, revocation and (when configured) introspection endpoints, for clients that discover them.',
       security: [],
-      response: { 200: MetadataSchema }
+      response: {
+        200: documented(MetadataSchema, 'The metadata document', {
+          'Cache-Control': Type.String({ description: 'public, max-age=300; no-store when the URLs come from the request' })
+        })
+      }
     }
   }, async function oauthMetadata (request: FastifyRequest, reply) {
     if (fixed) {
