@@ -75,3 +75,12 @@ export class DependencyError extends Error {
     this.name = 'DependencyError'
   }
 }
+
+/** What a client is told when its JSON body does not parse. */
+export const MALFORMED_JSON_MESSAGE = 'The request body is not valid JSON'
+
+/** A body sent as JSON that does not parse (or is empty): Fastify's parser errors, by their marks. */
+export function isMalformedJson (error: { code?: string, statusCode?: number }): boolean {
+  return error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+    (error instanceof SyntaxError && error.statusCode === 400)
+}

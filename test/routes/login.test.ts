@@ -166,3 +166,14 @@ t.test('each login adds exactly one jti, its refresh token\'s, to the Redis allo
     t.equal(await redis.scard(key), 2)
   })
 })
+
+t.test('a body that is not valid JSON gets a message that says so', async t => {
+  const app = await build(t)
+  for (const payload of ['{"email": ', '']) {
+    const res = await app.inject({ method: 'POST', url: '/auth/login', headers: { 'content-type': 'application/json' }, payload })
+    t.equal(res.statusCode, 400)
+    t.same(res.json(), { statusCode: 400, code: 'INVALID_REQUEST', error: 'Bad Request', message: 'The request body is not valid JSON' }, JSON.stringify(payload))
+  }
+  const refreshed = await app.inject({ method: 'POST', url: '/auth/refresh', headers: { 'content-type': 'application/json' }, payload: '{bad' })
+  t.same(refreshed.json(), { error: 'invalid_request', error_description: 'The request body is not valid JSON' }, 'in the OAuth shape on the token endpoint')
+})
