@@ -1,27 +1,13 @@
 // The configuration of the OAuth endpoints: PUBLIC_URL, INTROSPECTION_CLIENTS (and its parser),
 // INTROSPECTION_RATE_LIMIT_MAX; as variables, as the plugin's options, and from the server's config.
-import t, { type Test } from 'tap'
-import { ConfigError, loadConfig, parseIntrospectionClients, type ConfigInput } from '../src/config.js'
+import t from 'tap'
+import { loadConfig, parseIntrospectionClients } from '../src/config.js'
 import { OptionsError, configFromOptions } from '../src/options.js'
 import { tollgateOptions } from '../src/server.js'
+import { configError, named } from './config-support.js'
 
 const SECRET = 's'.repeat(32)
 const secret = (label: string) => `${label}-${'x'.repeat(32)}`
-
-/** The ConfigError that loadConfig throws for `input`, or a failed assertion. */
-function configError (t: Test, input: ConfigInput): ConfigError | undefined {
-  try {
-    loadConfig(input)
-  } catch (err) {
-    t.type(err, ConfigError, 'a ConfigError')
-    return err as ConfigError
-  }
-  t.fail(`loadConfig accepted ${JSON.stringify(input)}`)
-  return undefined
-}
-
-/** The variables the error names, from `problems` ("NAME: what is wrong"). */
-const named = (error: ConfigError | OptionsError | undefined) => (error?.problems ?? []).map(p => p.split(':')[0] ?? '')
 
 t.test('defaults: no PUBLIC_URL, no introspection clients, 6000 introspections per client and window', async t => {
   const config = loadConfig({})

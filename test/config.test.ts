@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process'
 import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import t, { type Test } from 'tap'
-import { ConfigError, loadConfig, type ConfigInput } from '../src/config.js'
+import t from 'tap'
+import { loadConfig, type ConfigInput } from '../src/config.js'
+import { configError, named } from './config-support.js'
 import { testKeys } from './helper.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -10,21 +11,6 @@ const secret = () => randomBytes(32).toString('base64url')
 const rsaPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
 const p256Pem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
 const ed25519PublicPem = () => generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString()
-
-/** The ConfigError that loadConfig throws for `input`, or a failed assertion. */
-function configError (t: Test, input: ConfigInput): ConfigError | undefined {
-  try {
-    loadConfig(input)
-  } catch (err) {
-    t.type(err, ConfigError, 'a ConfigError')
-    return err as ConfigError
-  }
-  t.fail(`loadConfig accepted ${JSON.stringify(input)}`)
-  return undefined
-}
-
-/** The variables the error names, from `problems` ("NAME: what is wrong"). */
-const named = (error: ConfigError | undefined) => (error?.problems ?? []).map(p => p.split(':')[0] ?? '')
 
 t.test('defaults', async t => {
   const config = loadConfig({})

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import type { DestinationStream } from 'pino'
+import type { TollgateOptions } from '../plugins/tollgate.js'
 import { loadConfig, type Config, type ConfigInput } from '../src/config.js'
 import { buildServer } from '../src/server.js'
 
@@ -93,6 +94,24 @@ export async function build (t: TestContext, options: BuildOptions = {}): Promis
   app.decorate('testKeys', keys)
   await app.ready()
   return app as unknown as TestApp
+}
+
+/**
+ * The options a host app passes to the tollgate plugin: test keys, a fresh database, and this
+ * machine's Redis under a fresh key prefix (deleted at teardown); `overrides` over them.
+ */
+export async function pluginOptions (t: TestContext, overrides: TollgateOptions = {}): Promise<TollgateOptions> {
+  const keys = testKeys()
+  const redisKeyPrefix = `t-${randomBytes(6).toString('hex')}`
+  t.teardown(() => deleteRedisPrefix(redisKeyPrefix))
+  return {
+    accessTokenPrivateKey: keys.accessPrivateKey,
+    refreshTokenSecret: keys.refreshSecret,
+    databaseUrl: await createTestDatabase(t),
+    redis: REDIS_URL,
+    redisKeyPrefix,
+    ...overrides
+  }
 }
 
 export async function deleteRedisPrefix (prefix: string): Promise<void> {

@@ -10,36 +10,9 @@ import {
   expectRefreshWorks, expectTokenResponse, refreshJson
 } from '../flows/support.js'
 import { startRedisServer } from './redis-server.js'
-
-const FAIL_FAST_MS = 2000
-const RECOVERY_ATTEMPTS = 40
-const RECOVERY_PAUSE_MS = 250
-const UNAVAILABLE = { statusCode: 503, code: 'SERVICE_UNAVAILABLE', error: 'Service Unavailable', message: 'A backing service is unavailable; retry shortly' }
+import { eventually, expectUnavailableFast } from './support.js'
 
 type Response = Awaited<ReturnType<FastifyInstance['inject']>>
-
-/** Sends one request during an outage and asserts a fast, closed failure. */
-async function expectUnavailable (t: Test, name: string, send: () => Promise<Response>) {
-  const started = performance.now()
-  const res = await send()
-  const elapsed = performance.now() - started
-  t.not(res.statusCode, 200, `${name}: never 200`)
-  t.equal(res.statusCode, 503, `${name}: 503`)
-  t.match(res.headers['retry-after'], /^[1-9][0-9]*$/, `${name}: Retry-After in seconds`)
-  t.same(res.json(), UNAVAILABLE, `${name}: masked 503 body`)
-  t.ok(elapsed < FAIL_FAST_MS, `${name}: answered in ${Math.round(elapsed)} ms (< ${FAIL_FAST_MS} ms)`)
-}
-
-/** Retries `send` until it answers `status`: bounded in attempts and time. */
-async function eventually (name: string, status: number, send: () => Promise<Response>): Promise<Response> {
-  let last: Response | undefined
-  for (let attempt = 0; attempt < RECOVERY_ATTEMPTS; attempt++) {
-    last = await send()
-    if (last.statusCode === status) return last
-    await sleep(RECOVERY_PAUSE_MS)
-  }
-  throw new Error(`${name}: still ${last?.statusCode} after ${RECOVERY_ATTEMPTS} attempts`)
-}
 
 async function setup (t: Test) {
   const server = await startRedisServer(t)
@@ -61,11 +34,11 @@ t.test('a hung Redis: every request is 503 fast; after it resumes everything wor
 
   server.pause()
   try {
-    await expectUnavailable(t, 'GET /users/me', () => app.inject({ method: 'GET', url: '/users/me', headers: bearer(a.access_token) }))
-    await expectUnavailable(t, 'GET /users/me with a revoked token', () => app.inject({ method: 'GET', url: '/users/me', headers: bearer(ended.access_token) }))
-    await expectUnavailable(t, 'POST /auth/refresh', () => refreshJson(app, a.refresh_token))
-    await expectUnavailable(t, 'POST /auth/login', () => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } }))
-    await expectUnavailable(t, 'POST /auth/logout', () => app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(b.access_token) }))
+    await expectUnavailableFast(t, 'GET /users/me', () => app.inject({ method: 'GET', url: '/users/me', headers: bearer(a.access_token) }))
+    await expectUnavailableFast(t, 'GET /users/me with a revoked token', () => app.inject({ method: 'GET', url: '/users/me', headers: bearer(ended.access_token) }))
+    await expectUnavailableFast(t, 'POST /auth/refresh', () => refreshJson(app, a.refresh_token))
+    await expectUnavailableFast(t, 'POST /auth/login', () => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } }))
+    await expectUnavailableFast(t, 'POST /auth/logout', () => app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(b.access_token) }))
     const ready = await app.inject({ method: 'GET', url: '/health/ready' })
     t.equal(ready.statusCode, 503, 'not ready while Redis hangs')
   } finally {
@@ -95,11 +68,11 @@ t.test('a killed Redis: 503 fast; a new redis-server on the port and the app rec
   await expectAllowlist(t, store, userId, [tokens.refresh_token], 'before the outage')
 
   await server.kill()
-  await expectUnavailable(t, 'GET /users/me', () => app.inject({ method: 'GET', url: '/users/me', headers: bearer(tokens.access_token) }))
-  await expectUnavailable(t, 'POST /auth/refresh', () => refreshJson(app, tokens.refresh_token))
-  await expectUnavailable(t, 'POST /auth/login', () => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } }))
-  await expectUnavailable(t, 'POST /auth/logout', () => app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(tokens.access_token) }))
-  await expectUnavailable(t, 'GET /users/me again', () => app.inject({ method: 'GET', url: '/users/me', headers: bearer(tokens.access_token) }))
+  await expectUnavailableFast(t, 'GET /users/me', () => app.inject({ method: 'GET', url: '/users/me', headers: bearer(tokens.access_token) }))
+  await expectUnavailableFast(t, 'POST /auth/refresh', () => refreshJson(app, tokens.refresh_token))
+  await expectUnavailableFast(t, 'POST /auth/login', () => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } }))
+  await expectUnavailableFast(t, 'POST /auth/logout', () => app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(tokens.access_token) }))
+  await expectUnavailableFast(t, 'GET /users/me again', () => app.inject({ method: 'GET', url: '/users/me', headers: bearer(tokens.access_token) }))
 
   await server.start()
   const res = await eventually('login after the restart', 200, () => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } }))
@@ -144,8 +117,8 @@ t.test('writes that reach a resumed Redis after their deadline are dropped, not 
   const { userId, email, password, tokens } = await registerAndLogin(app)
 
   server.pause()
-  await expectUnavailable(t, 'refresh while hung', () => app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: tokens.refresh_token } }))
-  await expectUnavailable(t, 'login while hung', () => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } }))
+  await expectUnavailableFast(t, 'refresh while hung', () => app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: tokens.refresh_token } }))
+  await expectUnavailableFast(t, 'login while hung', () => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } }))
   // Longer than the write deadline (2.5 s after sending), so the queued scripts arrive late.
   await sleep(4000)
   server.resume()

@@ -13,8 +13,7 @@ import type { TokenStore } from '../../src/token-store/index.js'
 import { createMemoryTokenStore } from '../../src/token-store/memory.js'
 import { INVALID_TOKEN_CHALLENGE, assertErrorShape, assertInvalidGrant, assertRejectedAccessToken } from '../fixtures.js'
 import {
-  REDIS_URL, bearer, claimsOf, createTestDatabase, deleteRedisPrefix, login, redisClient, refresh,
-  registerAndLogin, tempDir, testKeys, type TestContext
+  REDIS_URL, bearer, claimsOf, login, pluginOptions, redisClient, refresh, registerAndLogin, tempDir, type TestContext
 } from '../helper.js'
 
 // The plugin as other people's Fastify apps register it: `Fastify()` with its defaults, their own
@@ -24,21 +23,6 @@ const NO_CHALLENGE = 'Bearer realm="tollgate"'
 const FORM = 'application/x-www-form-urlencoded'
 // What Tollgate's helmet headers include; a host's own routes get none of them.
 const SECURITY_HEADERS = ['content-security-policy', 'strict-transport-security', 'x-content-type-options', 'x-frame-options']
-
-/** The options a host passes: test keys, a fresh database, this machine's Redis under a fresh prefix. */
-async function tollgateOptions (t: TestContext, overrides: TollgateOptions = {}): Promise<TollgateOptions> {
-  const keys = testKeys()
-  const redisKeyPrefix = `t-${randomBytes(6).toString('hex')}`
-  t.teardown(() => deleteRedisPrefix(redisKeyPrefix))
-  return {
-    accessTokenPrivateKey: keys.accessPrivateKey,
-    refreshTokenSecret: keys.refreshSecret,
-    databaseUrl: await createTestDatabase(t),
-    redis: REDIS_URL,
-    redisKeyPrefix,
-    ...overrides
-  }
-}
 
 interface HostSetup {
   /** The host's Fastify options; none by default, as `Fastify()`. */
@@ -90,7 +74,7 @@ function assertNoSecurityHeaders (t: Test, headers: Record<string, unknown>, wha
 }
 
 t.test('a host with its own handlers and routes, Tollgate under /id', async t => {
-  const app = await host(t, await tollgateOptions(t, { prefix: '/id' }), {
+  const app = await host(t, await pluginOptions(t, { prefix: '/id' }), {
     before (app) {
       app.setErrorHandler(hostErrorHandler)
       app.setNotFoundHandler(hostNotFound)
@@ -208,7 +192,7 @@ t.test('a host with its own handlers and routes, Tollgate under /id', async t =>
 })
 
 t.test('under a default host (coercing ajv, removeAdditional, 1 MiB bodies), Tollgate validates as its own', async t => {
-  const app = await host(t, await tollgateOptions(t), {
+  const app = await host(t, await pluginOptions(t), {
     before (app) {
       // The host's own route keeps the host's validation and body limit.
       app.post('/host/echo', {
@@ -262,7 +246,7 @@ t.test('under a default host (coercing ajv, removeAdditional, 1 MiB bodies), Tol
 })
 
 t.test('a host that uses @fastify/jwt for its own tokens', async t => {
-  const app = await host(t, await tollgateOptions(t), {
+  const app = await host(t, await pluginOptions(t), {
     async before (app) {
       await app.register(fastifyJwt, { secret: 'the host app\'s own secret, nothing to do with tollgate' })
       app.post('/host/token', async () => ({ token: app.jwt.sign({ shop: 'acme' }) }))
@@ -293,7 +277,7 @@ t.test('a host that uses @fastify/jwt for its own tokens', async t => {
 })
 
 t.test('a host with @fastify/cors, global @fastify/rate-limit and @fastify/formbody of its own', async t => {
-  const app = await host(t, await tollgateOptions(t), {
+  const app = await host(t, await pluginOptions(t), {
     async before (app) {
       await app.register(cors, { origin: ['https://shop.example'] })
       await app.register(rateLimit, { global: true, max: 1000, timeWindow: 60_000 })
@@ -329,7 +313,7 @@ t.test('a host with @fastify/cors, global @fastify/rate-limit and @fastify/formb
 })
 
 t.test('corsOrigins beside a host\'s own @fastify/cors is an option error that says what to do', async t => {
-  const options = await tollgateOptions(t, { corsOrigins: ['https://shop.example'] })
+  const options = await pluginOptions(t, { corsOrigins: ['https://shop.example'] })
   const err = await host(t, options, { before: (app) => app.register(cors, { origin: ['https://shop.example'] }) })
     .then(() => null, (err: Error) => err)
   t.equal(err?.name, 'OptionsError')
@@ -359,7 +343,7 @@ t.test('options', async t => {
   })
 
   t.test('issuer, audience and accessTokenTtl reach the tokens', async t => {
-    const app = await host(t, await tollgateOptions(t, { issuer: 'https://id.shop.example', audience: 'shop-api', accessTokenTtl: 900 }))
+    const app = await host(t, await pluginOptions(t, { issuer: 'https://id.shop.example', audience: 'shop-api', accessTokenTtl: 900 }))
     const { tokens } = await registerAndLogin(app)
     const access = claimsOf(tokens.access_token) as { iss: string, aud: string, iat: number, exp: number }
     t.equal(access.iss, 'https://id.shop.example')
@@ -373,7 +357,7 @@ t.test('options', async t => {
 
 /** Logs in through a host on the client it owns; after app.close() the client still answers. */
 async function hostOwnedClientFlow (t: Test, client: RedisClient) {
-  const options = await tollgateOptions(t, { redis: client })
+  const options = await pluginOptions(t, { redis: client })
   const app = await host(t, options, { after: ordersRoute })
   const { userId, tokens } = await registerAndLogin(app)
   t.same((await orders(app, bearer(tokens.access_token))).json(), { owner: userId })
@@ -408,7 +392,7 @@ t.test('tokenStore: a store the host makes is used and not closed', async t => {
   t.teardown(() => store.close())
   let closed = 0
   const hostStore: TokenStore = { ...store, async close () { closed++ } }
-  const options = await tollgateOptions(t, { tokenStore: hostStore })
+  const options = await pluginOptions(t, { tokenStore: hostStore })
   const app = await host(t, options)
   t.equal(app.tollgate.tokenStore, hostStore)
 
@@ -429,14 +413,14 @@ t.test('tokenStore: a store the host makes is used and not closed', async t => {
 
 t.test('docs and health: off by default, on when set', async t => {
   t.test('off', async t => {
-    const app = await host(t, await tollgateOptions(t, { prefix: '/id' }))
+    const app = await host(t, await pluginOptions(t, { prefix: '/id' }))
     for (const url of ['/id/docs/json', '/id/docs', '/id/health/live', '/id/health/ready']) {
       t.equal((await app.inject({ method: 'GET', url })).statusCode, 404, url)
     }
   })
 
   t.test('on', async t => {
-    const app = await host(t, await tollgateOptions(t, { prefix: '/id', docs: true, health: true }), {
+    const app = await host(t, await pluginOptions(t, { prefix: '/id', docs: true, health: true }), {
       before (app) { app.get('/hello', async () => ({ hello: 'world' })) }
     })
     const docs = await app.inject({ method: 'GET', url: '/id/docs/json' })
@@ -460,7 +444,7 @@ t.test('docs and health: off by default, on when set', async t => {
 })
 
 t.test('the host gets authenticate, tollgate and request.user, nothing else', async t => {
-  const app = await host(t, await tollgateOptions(t))
+  const app = await host(t, await pluginOptions(t))
   t.ok(app.hasDecorator('authenticate'))
   t.ok(app.hasDecorator('tollgate'))
   t.ok(app.hasRequestDecorator('user'))

@@ -3,7 +3,6 @@
 // a Redis outage. Registered only with INTROSPECTION_CLIENTS.
 import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { parseIntrospectionClients } from '../../src/config.js'
@@ -11,6 +10,7 @@ import { forgeAccessToken, forgeRefreshToken, freshKeySigner, hmacSigner, noSign
 import { bearer, build, claimsOf, login, registerAndLogin, type TestApp, type TokenPair } from '../helper.js'
 import { buildWithStore, expectAccessWorks, expectNoContent, expectOAuthError, jtiOf, sidOf } from '../flows/support.js'
 import { startRedisServer } from '../faults/redis-server.js'
+import { eventually, expectUnavailable } from '../faults/support.js'
 
 type Response = Awaited<ReturnType<FastifyInstance['inject']>>
 
@@ -27,10 +27,7 @@ const FORM = 'application/x-www-form-urlencoded'
 const INVALID_CLIENT = { statusCode: 401, code: 'INVALID_CLIENT', error: 'Unauthorized', message: 'Client authentication failed' }
 const BASIC_CHALLENGE = 'Basic realm="tollgate", charset="UTF-8"'
 const RATE_LIMITED = { statusCode: 429, code: 'RATE_LIMITED', error: 'Too Many Requests', message: 'Too many requests; retry after the time in Retry-After' }
-const UNAVAILABLE = { statusCode: 503, code: 'SERVICE_UNAVAILABLE', error: 'Service Unavailable', message: 'A backing service is unavailable; retry shortly' }
 const ACTIVE_KEYS = ['active', 'aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'roles', 'sid', 'sub', 'token_type']
-const RECOVERY_ATTEMPTS = 40
-const RECOVERY_PAUSE_MS = 250
 
 /** application/x-www-form-urlencoded encoding of one value (WHATWG URL: space as +, ~ as %7E). */
 const formEncode = (value: string) => new URLSearchParams([['', value]]).toString().slice(1)
@@ -69,22 +66,10 @@ function expectActive (t: Test, res: Response, accessToken: string, step: string
   t.equal(res.statusCode, 200, `${step}: 200`)
   t.match(res.headers['content-type'], /^application\/json/, `${step}: JSON`)
   expectNoStore(t, res, step)
-  const claims = claimsOf(accessToken)
   const body = res.json()
   t.strictSame(Object.keys(body).sort(), ACTIVE_KEYS, `${step}: exactly the RFC 7662 members`)
-  t.strictSame(body, {
-    active: true,
-    token_type: 'Bearer',
-    sub: claims.sub,
-    client_id: claims.client_id,
-    iss: claims.iss,
-    aud: claims.aud,
-    iat: claims.iat,
-    exp: claims.exp,
-    jti: claims.jti,
-    sid: claims.sid,
-    roles: claims.roles
-  }, `${step}: the token's own claims`)
+  // Every claim the token carries, unchanged, plus the two members introspection adds.
+  t.strictSame(body, { ...claimsOf(accessToken), active: true, token_type: 'Bearer' }, `${step}: the token's own claims`)
 }
 
 /** 200, no-store, exactly {active: false}, and nothing of the token in the answer. */
@@ -369,22 +354,9 @@ t.test('rate limited per address (RATE_LIMIT_MAX), before client authentication'
   expectActive(t, await introspect(app, { token }, { authorization: basic(ODD), remoteAddress: '127.0.0.22' }), token, 'another address, the other client')
 })
 
-/** Retries `send` until it answers `status`: bounded in attempts (and each attempt by the Redis timeouts). */
-async function eventually (name: string, status: number, send: () => Promise<Response>): Promise<Response> {
-  let last: Response | undefined
-  for (let attempt = 0; attempt < RECOVERY_ATTEMPTS; attempt++) {
-    last = await send()
-    if (last.statusCode === status) return last
-    await sleep(RECOVERY_PAUSE_MS)
-  }
-  throw new Error(`${name}: still ${last?.statusCode} after ${RECOVERY_ATTEMPTS} attempts`)
-}
-
-function expectUnavailable (t: Test, res: Response, step: string) {
-  t.not(res.statusCode, 200, `${step}: never 200`)
-  t.equal(res.statusCode, 503, `${step}: 503`)
-  t.match(res.headers['retry-after'], /^[1-9][0-9]*$/, `${step}: Retry-After in seconds`)
-  t.strictSame(res.json(), UNAVAILABLE, `${step}: the masked 503 body`)
+/** The masked 503 of an outage, and neither active nor inactive. */
+function expectIntrospectionUnavailable (t: Test, res: Response, step: string) {
+  expectUnavailable(t, res, step)
   t.notMatch(res.body, /active/, `${step}: neither active nor inactive`)
 }
 
@@ -398,9 +370,9 @@ t.test('a Redis outage is 503 with Retry-After: never active, never inactive', a
 
   server.pause()
   try {
-    expectUnavailable(t, await introspect(app, { token: tokens.access_token }), 'hung: a live token')
-    expectUnavailable(t, await introspect(app, { token: ended.access_token }, { form: true }), 'hung: a revoked token')
-    expectUnavailable(t, await introspect(app, { token: 'not-a-token' }, { authorization: basic(ODD) }), 'hung: garbage')
+    expectIntrospectionUnavailable(t, await introspect(app, { token: tokens.access_token }), 'hung: a live token')
+    expectIntrospectionUnavailable(t, await introspect(app, { token: ended.access_token }, { form: true }), 'hung: a revoked token')
+    expectIntrospectionUnavailable(t, await introspect(app, { token: 'not-a-token' }, { authorization: basic(ODD) }), 'hung: garbage')
   } finally {
     server.resume()
   }
@@ -408,8 +380,8 @@ t.test('a Redis outage is 503 with Retry-After: never active, never inactive', a
   expectInactive(t, await introspect(app, { token: ended.access_token }), ended.access_token, 'the revoked token after the outage')
 
   await server.kill()
-  expectUnavailable(t, await introspect(app, { token: tokens.access_token }), 'killed: a live token')
-  expectUnavailable(t, await introspect(app, { token: ended.access_token }), 'killed: a revoked token')
+  expectIntrospectionUnavailable(t, await introspect(app, { token: tokens.access_token }), 'killed: a live token')
+  expectIntrospectionUnavailable(t, await introspect(app, { token: ended.access_token }), 'killed: a revoked token')
 })
 
 t.test('an HS256 deployment: its own access tokens are active, an EdDSA one inactive', async t => {

@@ -6,8 +6,7 @@ import Fastify, { type FastifyInstance, type InjectOptions } from 'fastify'
 import t, { type Test } from 'tap'
 import tollgate, { type TollgateOptions } from '../../plugins/tollgate.js'
 import {
-  REDIS_URL, build, claimsOf, createTestDatabase, deleteRedisPrefix, login, registerAndLogin, testKeys,
-  type LoggedIn, type TestContext
+  build, claimsOf, login, pluginOptions, registerAndLogin, type LoggedIn, type TestContext
 } from '../helper.js'
 
 type Response = Awaited<ReturnType<FastifyInstance['inject']>>
@@ -200,21 +199,6 @@ t.test('introspection is named only when INTROSPECTION_CLIENTS is set', async t 
 
 // ---- The plugin in a host app, under a prefix --------------------------------------------------
 
-/** The options a host passes: test keys, a fresh database, this machine's Redis under a fresh prefix. */
-async function tollgateOptions (t: TestContext, overrides: TollgateOptions = {}): Promise<TollgateOptions> {
-  const keys = testKeys()
-  const redisKeyPrefix = `t-${randomBytes(6).toString('hex')}`
-  t.teardown(() => deleteRedisPrefix(redisKeyPrefix))
-  return {
-    accessTokenPrivateKey: keys.accessPrivateKey,
-    refreshTokenSecret: keys.refreshSecret,
-    databaseUrl: await createTestDatabase(t),
-    redis: REDIS_URL,
-    redisKeyPrefix,
-    ...overrides
-  }
-}
-
 /** A bare host (`Fastify()`) with tollgate registered, inside a plugin of its own when `outerPrefix` is set. */
 async function host (t: TestContext, options: TollgateOptions, outerPrefix?: string): Promise<FastifyInstance> {
   const app = Fastify()
@@ -237,7 +221,7 @@ function mountedAt (app: FastifyInstance, prefix: string): FastifyInstance {
 t.test('under prefix /id: every URL includes /id and answers on the app', async t => {
   t.test('with an issuer URL', async t => {
     const issuer = 'https://id.example.test'
-    const app = await host(t, await tollgateOptions(t, { prefix: '/id', issuer, introspectionClients: CLIENTS }))
+    const app = await host(t, await pluginOptions(t, { prefix: '/id', issuer, introspectionClients: CLIENTS }))
     const metadata = expectMetadata(t, await getMetadata(app, { path: `/id${METADATA_PATH}` }),
       expectedMetadata(issuer, `${issuer}/id`, true), CACHEABLE, 'issuer URL, /id')
     for (const url of [metadata.jwks_uri, metadata.token_endpoint, metadata.revocation_endpoint, metadata.introspection_endpoint]) {
@@ -253,7 +237,7 @@ t.test('under prefix /id: every URL includes /id and answers on the app', async 
   })
 
   t.test('with PUBLIC_URL', async t => {
-    const app = await host(t, await tollgateOptions(t, { prefix: '/id', publicUrl: 'https://example.test/auth', introspectionClients: CLIENTS }))
+    const app = await host(t, await pluginOptions(t, { prefix: '/id', publicUrl: 'https://example.test/auth', introspectionClients: CLIENTS }))
     const metadata = expectMetadata(t, await getMetadata(app, { path: `/id${METADATA_PATH}` }),
       expectedMetadata('tollgate', 'https://example.test/auth/id', true), CACHEABLE, 'PUBLIC_URL, /id')
     const id = mountedAt(app, '/id')
@@ -267,7 +251,7 @@ t.test('under prefix /id: every URL includes /id and answers on the app', async 
   })
 
   t.test('from the request', async t => {
-    const app = await host(t, await tollgateOptions(t, { prefix: '/id', introspectionClients: CLIENTS }))
+    const app = await host(t, await pluginOptions(t, { prefix: '/id', introspectionClients: CLIENTS }))
     const metadata = expectMetadata(t, await getMetadata(app, { path: `/id${METADATA_PATH}`, headers: { host: 'auth.example.test' } }),
       expectedMetadata('tollgate', 'http://auth.example.test/id', true), 'no-store', 'request-derived, /id')
     const id = mountedAt(app, '/id')
@@ -278,7 +262,7 @@ t.test('under prefix /id: every URL includes /id and answers on the app', async 
 
   t.test('inside a host plugin of its own under /api', async t => {
     const issuer = 'https://id.example.test'
-    const app = await host(t, await tollgateOptions(t, { prefix: '/id', issuer, introspectionClients: CLIENTS }), '/api')
+    const app = await host(t, await pluginOptions(t, { prefix: '/id', issuer, introspectionClients: CLIENTS }), '/api')
     const metadata = expectMetadata(t, await getMetadata(app, { path: `/api/id${METADATA_PATH}` }),
       expectedMetadata(issuer, `${issuer}/api/id`, true), CACHEABLE, 'issuer URL, /api/id')
     const id = mountedAt(app, '/api/id')
@@ -289,7 +273,7 @@ t.test('under prefix /id: every URL includes /id and answers on the app', async 
 
 t.test('without a prefix in a host: the URLs have none', async t => {
   const issuer = 'https://id.example.test'
-  const app = await host(t, await tollgateOptions(t, { issuer }))
+  const app = await host(t, await pluginOptions(t, { issuer }))
   const metadata = expectMetadata(t, await getMetadata(app), expectedMetadata(issuer, issuer, false), CACHEABLE, 'no prefix')
   const user = await registerAndLogin(app)
   await expectEndpointsAnswer(t, app, metadata, await login(app, user.email, user.password), await login(app, user.email, user.password))

@@ -2,7 +2,6 @@
 // Every check of "revoked" or "untouched" reads the allowlist (tokenStore.liveRefreshJtis), the
 // sessions list of another session of the same user, and the access and refresh tokens themselves.
 import { randomBytes } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { forgeAccessToken, forgeRefreshToken, freshKeySigner, hmacSigner, noSigner, nowSeconds } from '../fixtures.js'
@@ -12,14 +11,12 @@ import {
   jtiOf, sidOf, userKey, type Store
 } from '../flows/support.js'
 import { startRedisServer } from '../faults/redis-server.js'
+import { eventually, expectUnavailable } from '../faults/support.js'
 
 type Response = Awaited<ReturnType<FastifyInstance['inject']>>
 
 const FORM = 'application/x-www-form-urlencoded'
 const RATE_LIMITED = { statusCode: 429, code: 'RATE_LIMITED', error: 'Too Many Requests', message: 'Too many requests; retry after the time in Retry-After' }
-const UNAVAILABLE = { statusCode: 503, code: 'SERVICE_UNAVAILABLE', error: 'Service Unavailable', message: 'A backing service is unavailable; retry shortly' }
-const RECOVERY_ATTEMPTS = 40
-const RECOVERY_PAUSE_MS = 250
 
 /** POST /auth/revoke with a JSON body (any value, so hostile bodies can be sent as they are). */
 function revokeJson (app: FastifyInstance, body: unknown, remoteAddress?: string) {
@@ -332,24 +329,6 @@ t.test('rate limited per IP address (RATE_LIMIT_MAX)', async t => {
   t.strictSame(third.json(), RATE_LIMITED)
   await expectLiveSessions(t, app, user.userId, [b], 'B survives the limited request')
 })
-
-/** Retries `send` until it answers `status`: bounded in attempts (and each attempt by the Redis timeouts). */
-async function eventually (name: string, status: number, send: () => Promise<Response>): Promise<Response> {
-  let last: Response | undefined
-  for (let attempt = 0; attempt < RECOVERY_ATTEMPTS; attempt++) {
-    last = await send()
-    if (last.statusCode === status) return last
-    await sleep(RECOVERY_PAUSE_MS)
-  }
-  throw new Error(`${name}: still ${last?.statusCode} after ${RECOVERY_ATTEMPTS} attempts`)
-}
-
-function expectUnavailable (t: Test, res: Response, step: string) {
-  t.not(res.statusCode, 200, `${step}: never 200`)
-  t.equal(res.statusCode, 503, `${step}: 503`)
-  t.match(res.headers['retry-after'], /^[1-9][0-9]*$/, `${step}: Retry-After in seconds`)
-  t.strictSame(res.json(), UNAVAILABLE, `${step}: the masked 503 body`)
-}
 
 t.test('a Redis outage is 503 with Retry-After, never 200; once Redis answers, the retry revokes', async t => {
   const server = await startRedisServer(t)
