@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import { InvalidTokenError, MissingTokenError, challengeOf } from '../src/errors.js'
 import type { AccessClaims } from '../src/tokens/access-token.js'
 import type { TokenStore } from '../src/token-store/index.js'
+import { RETRY_AFTER_SECONDS } from './errors.js'
 
 /** `request.user` on a route behind `authenticate`: the verified, unrevoked access token's subject. */
 export interface AuthenticatedUser {
@@ -68,8 +69,10 @@ export default fp(async function authenticatePlugin (fastify, { verifyAccessToke
       }
       request.user = { id: claims.sub, sid: claims.sid, jti: claims.jti, roles: claims.roles, exp: claims.exp }
     } catch (err) {
-      // Set here, not only by Tollgate's error handler, so a host's own handler sends it too.
-      if ((err as { statusCode?: number }).statusCode === 401) reply.header('www-authenticate', challengeOf(err))
+      // Set here, not only by Tollgate's error handler, so a host's own handler sends them too.
+      const status = (err as { statusCode?: number }).statusCode
+      if (status === 401) reply.header('www-authenticate', challengeOf(err))
+      else if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
       throw err
     }
   })

@@ -15,7 +15,8 @@ const CODE_BY_STATUS: Record<number, string> = {
   415: 'UNSUPPORTED_MEDIA_TYPE',
   429: 'RATE_LIMITED'
 }
-const RETRY_AFTER_SECONDS = '5'
+/** How long a client should wait before retrying a 503. */
+export const RETRY_AFTER_SECONDS = '5'
 
 function statusText (status: number): string {
   // Every status a route, Fastify or its router can set (414 from maxParamLength, 431…), by its name.

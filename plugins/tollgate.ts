@@ -81,7 +81,8 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
       database = opened
       await opened.migrate()
     })
-  opening.catch(() => { /* reported by ready(), below */ })
+  // ready() rejects with it too (onReady, below), unless the host's pluginTimeout ends the wait first.
+  opening.catch((err: unknown) => fastify.log.error({ err }, 'tollgate: the database could not be opened'))
   fastify.addHook('onReady', async function databaseOpened () { await opening })
   fastify.addHook('onClose', async function closeDatabase () {
     await opening.catch(() => {})
@@ -89,13 +90,16 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
   })
 
   let redis: RedisClient | undefined
-  if (typeof options.redis === 'string') {
-    const created = createRedisClient(options.redis, (err) => fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error'))
+  if (config.REDIS_URL) {
+    const created = createRedisClient(config.REDIS_URL, (err) => fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error'))
     fastify.addHook('onClose', async function closeRedis () { created.disconnect() })
     redis = created
-  } else {
+  } else if (typeof options.redis === 'object') {
     // The host's client: used, never closed.
     redis = options.redis
+    if (!failsFast(redis)) {
+      fastify.log.warn('tollgate: the Redis client queues commands while disconnected or has no commandTimeout, so a Redis outage makes requests wait instead of answering 503; create it with redisClientOptions')
+    }
   }
   // With Redis down or hung the app boots anyway, not ready (503 on /health/ready).
   if (redis) await waitForFirstConnection(redis)
@@ -147,7 +151,11 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
   } satisfies Tollgate)
 
   // 4. What the host's routes get: `authenticate` and `request.user`.
-  await fastify.register(authenticatePlugin, { verifyAccessToken: tokens.verifyAccessToken, isAccessAllowed: tokenStore.isAccessAllowed })
+  await fastify.register(authenticatePlugin, {
+    verifyAccessToken: tokens.verifyAccessToken,
+    // A store of the host's may be a class: call its method on it.
+    isAccessAllowed: (access) => tokenStore.isAccessAllowed(access)
+  })
 
   // 5. Tollgate's own HTTP surface, encapsulated under the prefix.
   await fastify.register(tollgateHttp, {
@@ -156,6 +164,12 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
     docs: options.docs === true,
     health: options.health === true
   })
+}
+
+/** Whether a host's ioredis client answers an outage with an error rather than a wait (see redisClientOptions). */
+function failsFast (client: RedisClient): boolean {
+  const options = (client as { options?: { enableOfflineQueue?: boolean, commandTimeout?: number } }).options
+  return options?.enableOfflineQueue === false && typeof options.commandTimeout === 'number'
 }
 
 interface HttpOptions {
@@ -175,8 +189,10 @@ async function tollgateHttp (scope: FastifyInstance, { corsOrigins, docs, health
   scope.addHook('onRoute', function limitBody (route) { route.bodyLimit ??= BODY_LIMIT })
   for (const schema of sharedSchemas) scope.addSchema(schema)
 
-  // Docs, registered before the routes so that they see them all.
+  // Docs, registered before the routes so that they see them all. Without them, Tollgate's routes
+  // stay out of a host's own @fastify/swagger document too (its onRoute hook sees them).
   if (docs) await scope.register(swaggerPlugin)
+  else scope.addHook('onRoute', function hideFromHostDocs (route) { route.schema = { ...route.schema, hide: true } })
 
   await scope.register(authRoutes, { prefix: '/auth' })
   await scope.register(usersRoutes, { prefix: '/users' })

@@ -72,6 +72,14 @@ async function tollgateVerify (fastify: FastifyInstance, options: TollgateVerify
   if (introspection && (!introspection.url || !introspection.clientId || !introspection.clientSecret)) {
     throw new Error('tollgate/verify: `introspection` needs `url`, `clientId` and `clientSecret`')
   }
+  for (const [name, url] of [['jwksUrl', options.jwksUrl], ['introspection.url', introspection?.url]] as const) {
+    if (url !== undefined && !isTrustedUrl(url)) {
+      throw new Error(`tollgate/verify: \`${name}\` must be an https:// URL (http:// only on this machine's loopback): whoever can change what it answers decides which tokens pass`)
+    }
+  }
+  for (const [name, value] of [['maxTokenLifetime', options.maxTokenLifetime], ['jwksCooldown', options.jwksCooldown], ['introspection.cacheTtl', introspection?.cacheTtl]] as const) {
+    if (value !== undefined && !(Number.isFinite(value) && value >= 0)) throw new Error(`tollgate/verify: \`${name}\` must be a number of seconds, 0 or more`)
+  }
 
   const verifyAccessToken = await createJwksVerifier({
     source: options.jwksUrl !== undefined ? { url: options.jwksUrl } : { jwks: options.jwks as Jwks },
@@ -109,6 +117,18 @@ async function tollgateVerify (fastify: FastifyInstance, options: TollgateVerify
       }
     })
   })
+}
+
+/** https, or http to a loopback address (a server on the same machine, and tests). */
+function isTrustedUrl (value: string): boolean {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return false
+  }
+  if (url.protocol === 'https:') return true
+  return url.protocol === 'http:' && (url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(url.hostname))
 }
 
 const tollgateVerifyPlugin = fp(tollgateVerify, { name: 'tollgate-verify', fastify: '5.x' })

@@ -132,11 +132,12 @@ export function configFromOptions (options: TollgateOptions): Config {
   const input: ConfigInput = {}
   for (const [name, value] of Object.entries(options)) {
     if (value === undefined || OTHER_OPTIONS.has(name)) continue
-    const variable = VARIABLE_OF[name as keyof typeof VARIABLE_OF]
+    const variable = Object.hasOwn(VARIABLE_OF, name) ? VARIABLE_OF[name as keyof typeof VARIABLE_OF] : undefined
     if (!variable) {
       problems.push(`${name}: not an option of tollgate`)
-    } else if (name === 'redis' && typeof value !== 'string') {
-      // A client: used as it is (see the plugin).
+    } else if (name === 'redis' && typeof value === 'object' && value !== null) {
+      // A client: used as it is (see the plugin), if it is one.
+      if (typeof (value as { defineCommand?: unknown }).defineCommand !== 'function') problems.push('redis: expected a redis:// URL or an ioredis client')
     } else if (name === 'corsOrigins' && Array.isArray(value)) {
       input.CORS_ORIGINS = value.join(',')
     } else if (typeof value === 'string' || (typeof value === 'number' && Number.isInteger(value))) {
@@ -144,6 +145,9 @@ export function configFromOptions (options: TollgateOptions): Config {
     } else {
       problems.push(`${name}: expected ${typeof value === 'number' ? 'an integer' : 'a string'}`)
     }
+  }
+  if (options.tokenStore !== undefined && typeof options.tokenStore?.isAccessAllowed !== 'function') {
+    problems.push('tokenStore: expected a TokenStore (see tollgate/token-store)')
   }
   for (const name of ['docs', 'health'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'boolean') problems.push(`${name}: expected true or false`)

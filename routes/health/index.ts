@@ -16,7 +16,8 @@ async function probe (check: () => Promise<void>): Promise<'up' | 'down'> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<'down'>(resolve => { timer = setTimeout(() => resolve('down'), CHECK_TIMEOUT_MS) })
   try {
-    return await Promise.race([check().then(() => 'up' as const, () => 'down' as const), timeout])
+    // Through a promise, so that a check that throws at once counts as down too.
+    return await Promise.race([Promise.resolve().then(check).then(() => 'up' as const, () => 'down' as const), timeout])
   } finally {
     clearTimeout(timer)
   }
@@ -50,7 +51,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async function healthRoutes (fas
     }
   }, async function ready (request, reply) {
     const { users, tokenStore: store, databaseKind } = fastify.tollgate
-    const [database, tokenStore] = await Promise.all([probe(users.ping), probe(store.ping)])
+    const [database, tokenStore] = await Promise.all([probe(() => users.ping()), probe(() => store.ping())])
     const ok = database === 'up' && tokenStore === 'up'
     if (!ok) reply.code(503).header('retry-after', '5')
     return {

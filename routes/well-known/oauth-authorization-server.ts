@@ -23,12 +23,17 @@ export interface OAuthMetadataOptions {
 /** RFC 8414 metadata: where the endpoints are, and what they support. */
 const oauthMetadataRoute: FastifyPluginAsyncTypebox<OAuthMetadataOptions> = async function oauthMetadataRoute (fastify, { mountPath }) {
   const { config } = fastify.tollgate
-  // Absolute URLs start with PUBLIC_URL, else the issuer when it is a URL; only without either are
-  // they taken from the request (then never cached, since the Host header is the client's word).
-  const configuredBase = config.PUBLIC_URL ?? (/^https?:\/\//.test(config.JWT_ISSUER) ? config.JWT_ISSUER.replace(/\/+$/, '') : undefined)
+  // Absolute URLs start with PUBLIC_URL and the mount path, else with the issuer when it is a URL
+  // (and the mount path, unless the issuer's path already ends with it, as when the issuer names
+  // Tollgate's own root); only without either are they taken from the request (then never cached,
+  // since the Host header is the client's word).
+  const issuerBase = /^https?:\/\//.test(config.JWT_ISSUER) ? config.JWT_ISSUER.replace(/\/+$/, '') : undefined
+  const configuredBase = config.PUBLIC_URL
+    ? config.PUBLIC_URL + mountPath
+    : issuerBase && (issuerBase.endsWith(mountPath) ? issuerBase : issuerBase + mountPath)
 
-  function metadata (base: string) {
-    const url = (path: string) => `${base}${mountPath}${path}`
+  function metadata (root: string) {
+    const url = (path: string) => `${root}${path}`
     return {
       issuer: config.JWT_ISSUER,
       jwks_uri: url('/.well-known/jwks.json'),
@@ -66,7 +71,7 @@ const oauthMetadataRoute: FastifyPluginAsyncTypebox<OAuthMetadataOptions> = asyn
       return fixed
     }
     reply.header('cache-control', 'no-store')
-    return metadata(`${request.protocol}://${request.host}`)
+    return metadata(`${request.protocol}://${request.host}${mountPath}`)
   })
 }
 

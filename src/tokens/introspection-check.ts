@@ -33,7 +33,8 @@ export function createIntrospectionCheck ({ url, clientId, clientSecret, cacheTt
         method: 'POST',
         headers: { authorization, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
-        signal: AbortSignal.timeout(TIMEOUT_MS)
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+        redirect: 'error'
       })
       body = await response.json() as { active?: unknown }
     } catch (err) {

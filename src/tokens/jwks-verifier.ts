@@ -31,7 +31,8 @@ export async function createJwksVerifier (options: JwksVerifierOptions): Promise
   const build = (jwks: Jwks) => {
     const keys = jwks.keys.map(verificationKey)
     if (keys.length === 0) throw new Error('tollgate/verify: the JWKS has no keys (a server that signs with HS256 publishes none; resource servers need EdDSA)')
-    return { kids: new Set(keys.map(key => key.kid)), verify: createAccessTokenVerifier({ issuer, audience, keys, maxLifetime }) }
+    const fingerprint = JSON.stringify(keys.map(key => [key.kid, key.publicKey]).sort())
+    return { fingerprint, kids: new Set(keys.map(key => key.kid)), verify: createAccessTokenVerifier({ issuer, audience, keys, maxLifetime }) }
   }
 
   let current = build('url' in source ? await fetchJwks(source.url) : source.jwks)
@@ -42,7 +43,9 @@ export async function createJwksVerifier (options: JwksVerifierOptions): Promise
   async function refresh (url: string): Promise<void> {
     lastFetch = Date.now()
     try {
-      current = build(await fetchJwks(url))
+      const next = build(await fetchJwks(url))
+      // Same keys: keep the verifier, and with it its cache of verified tokens.
+      if (next.fingerprint !== current.fingerprint) current = next
     } catch (err) {
       options.onRefreshError(err)
     }
@@ -65,7 +68,8 @@ export async function createJwksVerifier (options: JwksVerifierOptions): Promise
 async function fetchJwks (url: string): Promise<Jwks> {
   let response: Response
   try {
-    response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' } })
+    // No redirects: the keys come from the URL configured, nowhere else.
+    response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' }, redirect: 'error' })
   } catch (err) {
     throw new Error(`tollgate/verify: could not fetch the JWKS at ${url}: ${(err as Error).message}`)
   }
@@ -76,7 +80,7 @@ async function fetchJwks (url: string): Promise<Jwks> {
 }
 
 /** An Ed25519 JWK as Tollgate publishes it; anything else is a configuration error. */
-function verificationKey (jwk: unknown): VerificationKey {
+function verificationKey (jwk: unknown): Extract<VerificationKey, { alg: 'EdDSA' }> {
   const { kty, crv, x, kid, alg, use } = (jwk ?? {}) as Record<string, unknown>
   if (kty !== 'OKP' || crv !== 'Ed25519' || typeof x !== 'string' || typeof kid !== 'string' ||
     (alg !== undefined && alg !== 'EdDSA') || (use !== undefined && use !== 'sig')) {

@@ -3,6 +3,7 @@ import cors from '@fastify/cors'
 import formbody from '@fastify/formbody'
 import fastifyJwt from '@fastify/jwt'
 import rateLimit from '@fastify/rate-limit'
+import swagger from '@fastify/swagger'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions, type InjectOptions } from 'fastify'
 import { Redis } from 'ioredis'
 import { Redis as Redis6 } from 'ioredis6'
@@ -342,6 +343,27 @@ t.test('options', async t => {
     t.match(err?.message, /acessTokenTtl: not an option of tollgate/)
   })
 
+  t.test('a redis option that is neither a URL nor a client, or an inherited name, is refused by name', async t => {
+    for (const [options, problem] of [
+      [{ redis: 42 }, /redis: expected a redis:\/\/ or rediss:\/\/ URL/],
+      [{ redis: { url: 'redis://127.0.0.1' } }, /redis: expected a redis:\/\/ URL or an ioredis client/],
+      [{ constructor: 'x' }, /constructor: not an option of tollgate/],
+      [{ tokenStore: {} }, /tokenStore: expected a TokenStore/]
+    ] as const) {
+      const app = Fastify()
+      t.teardown(() => app.close())
+      app.register(tollgate, { dataDir: await tempDir(t), ...options } as unknown as TollgateOptions)
+      const err = await app.ready().then(() => null, (err: Error) => err)
+      t.equal(err?.name, 'OptionsError', JSON.stringify(options))
+      t.match(err?.message, problem)
+    }
+  })
+
+  t.test('an empty redis URL means no Redis, as an empty REDIS_URL does', async t => {
+    const app = await host(t, { dataDir: await tempDir(t), redis: '' })
+    t.equal(app.tollgate.tokenStore.kind, 'memory')
+  })
+
   t.test('issuer, audience and accessTokenTtl reach the tokens', async t => {
     const app = await host(t, await pluginOptions(t, { issuer: 'https://id.shop.example', audience: 'shop-api', accessTokenTtl: 900 }))
     const { tokens } = await registerAndLogin(app)
@@ -409,6 +431,41 @@ t.test('tokenStore: a store the host makes is used and not closed', async t => {
 
   await app.close()
   t.equal(closed, 0, 'not closed by Tollgate')
+})
+
+t.test('tokenStore: a store written as a class works (its methods are called on it)', async t => {
+  class HostStore implements TokenStore {
+    readonly kind = 'host-class'
+    readonly #inner = createMemoryTokenStore({ idleTtl: 3_600_000, reuseInterval: 10_000, absoluteTtl: 86_400_000 })
+    createSession (...args: Parameters<TokenStore['createSession']>) { return this.#inner.createSession(...args) }
+    rotate (...args: Parameters<TokenStore['rotate']>) { return this.#inner.rotate(...args) }
+    isAccessAllowed (...args: Parameters<TokenStore['isAccessAllowed']>) { return this.#inner.isAccessAllowed(...args) }
+    endSession (...args: Parameters<TokenStore['endSession']>) { return this.#inner.endSession(...args) }
+    endSessions (...args: Parameters<TokenStore['endSessions']>) { return this.#inner.endSessions(...args) }
+    listSessions (...args: Parameters<TokenStore['listSessions']>) { return this.#inner.listSessions(...args) }
+    liveRefreshJtis (userId: string) { return this.#inner.liveRefreshJtis(userId) }
+    ping () { return this.#inner.ping() }
+    close () { return this.#inner.close() }
+  }
+  const store = new HostStore()
+  t.teardown(() => store.close())
+  const app = await host(t, await pluginOptions(t, { tokenStore: store, health: true }))
+  const { tokens } = await registerAndLogin(app)
+  t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: bearer(tokens.access_token) })).statusCode, 200)
+  const ready = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(ready.statusCode, 200)
+  t.equal(ready.json().backends.token_store, 'host-class')
+})
+
+t.test('a host with its own @fastify/swagger: Tollgate\'s routes stay out of its document unless docs are on', async t => {
+  const app = await host(t, await pluginOptions(t, { prefix: '/id' }), {
+    async before (app) {
+      await app.register(swagger, { openapi: { info: { title: 'Shop', version: '1.0.0' } } })
+      app.get('/products', { schema: { response: { 200: { type: 'array', items: { type: 'string' } } } } }, async () => [])
+    }
+  })
+  const document = app.swagger() as { paths: Record<string, unknown> }
+  t.same(Object.keys(document.paths), ['/products'], 'only the host\'s own routes')
 })
 
 t.test('docs and health: off by default, on when set', async t => {

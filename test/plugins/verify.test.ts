@@ -128,6 +128,26 @@ t.test('Redis unreachable: 503 through the other app\'s own error handler, never
   const res = await orders(host, bearer(tokens.access_token))
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'SERVICE_UNAVAILABLE')
+  t.equal(res.headers['retry-after'], '5', 'Retry-After, through the host\'s own handler too')
+})
+
+t.test('URLs that decide which tokens pass must be https (or loopback), and numbers must be seconds', async t => {
+  const server = await build(t)
+  await t.rejects(hostApp(t, server, { jwksUrl: 'http://id.example/.well-known/jwks.json' }), /`jwksUrl` must be an https:\/\/ URL/)
+  await t.rejects(hostApp(t, server, { jwksCooldown: -1 }), /`jwksCooldown` must be a number of seconds/)
+  await t.rejects(hostApp(t, server, { maxTokenLifetime: Number.NaN }), /`maxTokenLifetime` must be a number of seconds/)
+  await t.rejects(hostApp(t, server, { introspection: { url: 'http://id.example/auth/introspect', clientId: 'a', clientSecret: 'b' } }), /`introspection.url` must be an https:\/\/ URL/)
+})
+
+t.test('a JWKS URL that redirects is refused: the keys come from the URL configured only', async t => {
+  const server = await build(t)
+  const elsewhere = await jwksServer(t, await jwksOf(server))
+  const redirecting = Fastify()
+  redirecting.get('/jwks.json', async (request, reply) => reply.redirect(elsewhere.url))
+  t.teardown(() => redirecting.close())
+  const base = await redirecting.listen({ host: '127.0.0.1', port: 0 })
+  await t.rejects(hostApp(t, server, { jwksUrl: `${base}/jwks.json` }), /could not fetch the JWKS/)
+  t.equal(elsewhere.state.fetches, 0, 'the redirect was not followed')
 })
 
 t.test('a JWKS with a key Tollgate cannot have signed with is refused at boot', async t => {

@@ -219,6 +219,14 @@ function mountedAt (app: FastifyInstance, prefix: string): FastifyInstance {
 }
 
 t.test('under prefix /id: every URL includes /id and answers on the app', async t => {
+  t.test('with an issuer URL whose path is the prefix itself (RFC 8414 §3): /id once, not twice', async t => {
+    const issuer = 'https://id.example.test/id'
+    const app = await host(t, await pluginOptions(t, { prefix: '/id', issuer }))
+    const metadata = expectMetadata(t, await getMetadata(app, { path: `/id${METADATA_PATH}` }),
+      expectedMetadata(issuer, issuer, false), CACHEABLE, 'issuer URL ending in /id')
+    t.equal(metadata.token_endpoint, 'https://id.example.test/id/auth/refresh')
+  })
+
   t.test('with an issuer URL', async t => {
     const issuer = 'https://id.example.test'
     const app = await host(t, await pluginOptions(t, { prefix: '/id', issuer, introspectionClients: CLIENTS }))
