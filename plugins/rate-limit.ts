@@ -13,6 +13,11 @@ export interface RateLimits {
   perIp: Hook
   /** Per account: login attempts for one email, from anywhere. Needs the parsed body. */
   perAccount: Hook
+  /**
+   * Per user: checks of the current password behind an access token (password change, account
+   * deletion), keyed by `request.user.id`. Needs `authenticate` to have run; a preHandler.
+   */
+  perUser: Hook
   /** Per introspection client (RFC 7662 §4), once it has authenticated. */
   perClient: (clientId: string, reply: FastifyReply) => Promise<void>
 }
@@ -35,7 +40,7 @@ function increment (store: Store, key: string, windowMs: number, max: number): P
   }, windowMs, max))
 }
 
-/** The brute-force limits of login, register and refresh: on Redis when there is one, in process otherwise. */
+/** The brute-force limits of login, register, refresh and password checks: on Redis when there is one, in process otherwise. */
 export function createRateLimits (config: Config, redis: RedisClient | undefined): RateLimits {
   /** Counts a request against `key`; over `max` in the window, 429 with Retry-After. */
   function limiter (options: { max: number, windowSeconds: number }) {
@@ -59,6 +64,12 @@ export function createRateLimits (config: Config, redis: RedisClient | undefined
     perIp: (request, reply) => ipLimit(`ip:${request.routeOptions.url}:${request.ip}`, reply),
     // Hashed, so no email address is written to Redis.
     perAccount: (request, reply) => accountLimit(`account:${createHash('sha256').update(normaliseEmail(String((request.body as { email?: unknown })?.email ?? ''))).digest('base64url')}`, reply),
+    // Same limits as login, but a budget of its own, shared by password change and account deletion
+    // (splitting guesses across the two routes or across addresses buys nothing). Not login's key:
+    // that is a hash of the email in the body, and the token carries only the user id, so sharing it
+    // would cost a database read before every limit check. The price: a token holder gets
+    // ACCOUNT_RATE_LIMIT_MAX guesses per window here besides login's, instead of unlimited ones.
+    perUser: (request, reply) => accountLimit(`password-check:${request.user.id}`, reply),
     perClient: (clientId, reply) => clientLimit(`client:${clientId}`, reply)
   }
 }

@@ -1,11 +1,13 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { BEARER_SECURITY, PasswordSchema, errorResponse, jsonBodyErrors, unauthorized, unavailable } from '../../src/schemas.js'
+import { BEARER_SECURITY, PasswordSchema, errorResponse, jsonBodyErrors, rateLimited, unauthorized, unavailable } from '../../src/schemas.js'
 
 const passwordRoute: FastifyPluginAsyncTypebox = async function passwordRoute (fastify) {
-  const { sessions } = fastify.tollgate
+  const { sessions, rateLimits } = fastify.tollgate
 
   fastify.post('/password', {
     onRequest: [fastify.authenticate],
+    // After authentication and body validation, before any argon2 work: keyed by request.user.id.
+    preHandler: [rateLimits.perUser],
     schema: {
       tags: ['auth'],
       summary: 'Change the password; every other session ends',
@@ -21,6 +23,7 @@ const passwordRoute: FastifyPluginAsyncTypebox = async function passwordRoute (f
         400: errorResponse('The body is invalid: a field is missing, malformed or unknown, or the new password is not 8 to 128 characters'),
         401: unauthorized('Missing, invalid or revoked access token, or the current password is wrong'),
         ...jsonBodyErrors(),
+        429: rateLimited('Too many current-password checks for this account; retry after Retry-After'),
         503: unavailable()
       }
     }

@@ -1,10 +1,10 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toUserBody } from '../../src/entities/user.js'
-import { BEARER_SECURITY, UserSchema, documented, errorResponse, jsonBodyErrors, unauthorized, unavailable } from '../../src/schemas.js'
+import { BEARER_SECURITY, UserSchema, documented, errorResponse, jsonBodyErrors, rateLimited, unauthorized, unavailable } from '../../src/schemas.js'
 
 /** GET and DELETE /users/me. */
 const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fastify) {
-  const { sessions } = fastify.tollgate
+  const { sessions, rateLimits } = fastify.tollgate
 
   fastify.get('/me', {
     onRequest: [fastify.authenticate],
@@ -26,6 +26,8 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fasti
 
   fastify.delete('/me', {
     onRequest: [fastify.authenticate],
+    // After authentication and body validation, before any argon2 work: keyed by request.user.id.
+    preHandler: [rateLimits.perUser],
     schema: {
       tags: ['users'],
       summary: 'Delete the account and end all its sessions',
@@ -38,6 +40,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fasti
         400: errorResponse('The body is invalid: the password is missing, or a field is malformed or unknown'),
         401: unauthorized('Missing, invalid or revoked access token, or the password is wrong'),
         ...jsonBodyErrors(),
+        429: rateLimited('Too many password checks for this account; retry after Retry-After'),
         503: unavailable('A backing service is unavailable; retry after Retry-After')
       }
     }
