@@ -60,16 +60,31 @@ export function createUserRepository (orm: () => MikroORM) {
 
 export type UserRepository = ReturnType<typeof createUserRepository>
 
-// Network errors, PostgreSQL's "cannot connect now"/"admin shutdown"/connection classes (08xxx, 57P0x)
-// and statement_timeout (57014): PostgreSQL is away or too slow, so the request is a 503.
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '57014', '08000', '08001', '08003', '08004', '08006'])
+// Any failure to get or keep a working connection means PostgreSQL is away (failover, maintenance,
+// overload), not that the request is wrong: 503 with Retry-After. A query error (23505, 42xxx, a bug)
+// is none of the below, so it stays a 409 or a 500.
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'])
+// By SQLSTATE class, since the server refuses a session in many ways: 08 connection exception,
+// 28 role or password refused, 53 insufficient resources (too many clients, out of memory or disk),
+// 57 operator intervention (shut down, starting up, terminated, statement_timeout 57014), and 3D000
+// database does not exist.
+const UNAVAILABLE_SQLSTATE = /^(?:08|28|53|57)[0-9A-Z]{3}$|^3D000$/
+// 55000 is also a query's "object not in prerequisite state": only its connect-time refusal counts.
+const NOT_ACCEPTING = /not currently accepting connections/i
 // pg and the pool report timeouts and dropped connections by message only.
 const UNAVAILABLE_MESSAGE = /timeout expired|timeout exceeded|timeout acquiring|connection terminated|connection ended|connection error|ECONNREFUSED/i
 
+interface Failure { name?: string, code?: string, severity?: string, message?: string, cause?: unknown }
+
+// Walks the cause chain: MikroORM wraps driver errors (copying code and severity), knex and pg
+// pass connect errors through as they are.
 function isConnectionFailure (err: unknown): boolean {
-  for (let e = err as { name?: string, code?: string, message?: string, cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+  for (let e = err as Failure | undefined, depth = 0; e && depth < 5; e = e.cause as Failure | undefined, depth++) {
     if (e.name === 'ConnectionException' || e.name === 'KnexTimeoutError') return true
-    if (e.code && UNAVAILABLE_CODES.has(e.code)) return true
+    // The server sends FATAL (or PANIC) only when it ends the session: never a query's own error.
+    if (e.severity === 'FATAL' || e.severity === 'PANIC') return true
+    if (e.code && (NETWORK_CODES.has(e.code) || UNAVAILABLE_SQLSTATE.test(e.code))) return true
+    if (e.code === '55000' && NOT_ACCEPTING.test(e.message ?? '')) return true
     if (UNAVAILABLE_MESSAGE.test(e.message ?? '')) return true
   }
   return false
