@@ -79,7 +79,7 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
   const opening = openDatabase(config.DATABASE_URL ? { url: config.DATABASE_URL } : { pgliteDir: join(config.DATA_DIR, 'pglite') })
     .then(async function migrate (opened) {
       database = opened
-      await opened.migrate()
+      if (config.MIGRATE_AT_START) await opened.migrate()
     })
   // ready() rejects with it too (onReady, below), unless the host's pluginTimeout ends the wait first.
   opening.catch((err: unknown) => fastify.log.error({ err }, 'tollgate: the database could not be opened'))

@@ -12,6 +12,7 @@ export const ConfigSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'a postgres:// URL' })),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// or rediss:// URL' })),
   REDIS_KEY_PREFIX: Type.String({ default: 'tollgate', pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'letters, digits, _ . - (1-64)' }),
+  MIGRATE_AT_START: Type.Boolean({ default: true, description: 'true or false' }),
   DATA_DIR: Type.String({ default: './.data', minLength: 1, description: 'a directory path' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
   JWT_ISSUER: Type.String({ default: 'tollgate', minLength: 1, description: 'the exact iss of every token' }),
@@ -39,7 +40,7 @@ export const ConfigSchema = Type.Object({
 })
 
 export type Config = Static<typeof ConfigSchema>
-export type ConfigInput = Partial<Record<keyof Config, string | number | undefined>>
+export type ConfigInput = Partial<Record<keyof Config, string | number | boolean | undefined>>
 
 export class ConfigError extends Error {
   constructor (readonly problems: string[]) {
@@ -70,6 +71,11 @@ export function loadConfig (input: ConfigInput | NodeJS.ProcessEnv): Config {
   for (const [key, value] of Object.entries(picked)) {
     const property = ConfigSchema.properties[key as keyof Config] as TSchema
     if (property.type === 'integer' && typeof value === 'string' && !/^\d{1,15}$/.test(value)) {
+      problems.push(`${key}: expected ${describe(property)}`)
+      delete picked[key]
+    }
+    // …and would read "1", "yes" or "on" as true: a boolean variable is true or false, nothing else.
+    if (property.type === 'boolean' && typeof value === 'string' && value !== 'true' && value !== 'false') {
       problems.push(`${key}: expected ${describe(property)}`)
       delete picked[key]
     }

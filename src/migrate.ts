@@ -1,9 +1,10 @@
 import { join } from 'node:path'
 import { ConfigError, loadConfig } from './config.js'
-import { openDatabase } from './database.js'
+import { MigrationError, openDatabase } from './database.js'
 
 // `npm run migrate`: apply pending migrations to DATABASE_URL, or to the embedded database under
-// DATA_DIR when it is unset (the server also does this at start).
+// DATA_DIR when it is unset (the server also does this at start unless MIGRATE_AT_START=false).
+// On PostgreSQL it takes the same advisory lock as the servers' start, so it may run beside them.
 try {
   const config = loadConfig(process.env)
   const database = await openDatabase(config.DATABASE_URL ? { url: config.DATABASE_URL } : { pgliteDir: join(config.DATA_DIR, 'pglite') })
@@ -11,6 +12,6 @@ try {
   console.log(applied.length ? `applied: ${applied.join(', ')}` : 'no pending migrations')
   await database.close()
 } catch (err) {
-  console.error(err instanceof ConfigError ? err.message : err)
+  console.error(err instanceof ConfigError || err instanceof MigrationError ? err.message : err)
   process.exit(1)
 }

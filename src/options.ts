@@ -18,6 +18,13 @@ export interface TollgateOptions {
   /** A postgres:// URL for the users (DATABASE_URL). Unset: PGlite under `dataDir`. */
   databaseUrl?: string
   /**
+   * Apply pending migrations while the app boots, `app.ready()` waiting for them (MIGRATE_AT_START).
+   * Default true. On PostgreSQL, instances booting together take turns (an advisory lock, waited
+   * for up to 60 s). Turn it off when your deployment runs `npm run migrate` as a step of its own;
+   * until that has run, requests that reach the users' table fail.
+   */
+  migrateAtStart?: boolean
+  /**
    * Redis for sessions, revocation and rate limits: a redis:// URL (REDIS_URL; Tollgate creates and
    * closes the client) or an ioredis 5 or 6 client you own, such as @fastify/redis's `app.redis`
    * (create it with `redisClientOptions` so an outage answers 503 at once). Unset: in-process store.
@@ -88,6 +95,7 @@ const VARIABLE_OF = {
   issuer: 'JWT_ISSUER',
   audience: 'JWT_AUDIENCE',
   databaseUrl: 'DATABASE_URL',
+  migrateAtStart: 'MIGRATE_AT_START',
   redis: 'REDIS_URL',
   redisKeyPrefix: 'REDIS_KEY_PREFIX',
   dataDir: 'DATA_DIR',
@@ -138,6 +146,10 @@ export function configFromOptions (options: TollgateOptions): Config {
     } else if (name === 'redis' && typeof value === 'object' && value !== null) {
       // A client: used as it is (see the plugin), if it is one.
       if (typeof (value as { defineCommand?: unknown }).defineCommand !== 'function') problems.push('redis: expected a redis:// URL or an ioredis client')
+    } else if (name === 'migrateAtStart') {
+      // A boolean, not the variable's text: 'false' would be a truthy string in the host's code.
+      if (typeof value === 'boolean') input.MIGRATE_AT_START = value
+      else problems.push(`${name}: expected true or false`)
     } else if (name === 'corsOrigins' && Array.isArray(value)) {
       input.CORS_ORIGINS = value.join(',')
     } else if (typeof value === 'string' || (typeof value === 'number' && Number.isInteger(value))) {

@@ -63,6 +63,7 @@ export function tollgateOptions (config: Config): TollgateOptions {
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
     databaseUrl: config.DATABASE_URL,
+    migrateAtStart: config.MIGRATE_AT_START,
     redis: config.REDIS_URL,
     redisKeyPrefix: config.REDIS_KEY_PREFIX,
     dataDir: config.DATA_DIR,
@@ -122,14 +123,26 @@ async function main () {
     process.exit(1)
   }
 
-  const app = await buildServer(config)
-  closeWithGrace({ delay: 10_000 }, async function shutdown ({ signal, err }) {
-    if (err) app.log.error({ err }, 'server closing after an error')
-    else app.log.info({ signal }, 'server closing')
-    await app.close()
-  })
-  const address = await app.listen({ host: config.HOST, port: config.PORT })
-  app.log.info(`API docs at ${address}/docs`)
+  let app: FastifyInstance | undefined
+  try {
+    app = await buildServer(config)
+    const started = app
+    closeWithGrace({ delay: 10_000 }, async function shutdown ({ signal, err }) {
+      if (err) started.log.error({ err }, 'server closing after an error')
+      else started.log.info({ signal }, 'server closing')
+      await started.close()
+    })
+    const address = await app.listen({ host: config.HOST, port: config.PORT })
+    app.log.info(`API docs at ${address}/docs`)
+  } catch (err) {
+    // A failed start (a migration, an unreachable server, a bad option, a taken port) is one log
+    // line and exit code 1, not an uncaught rejection's stack dump.
+    const message = `server could not start: ${err instanceof Error ? err.message : String(err)}`
+    if (app) app.log.fatal({ err }, message)
+    else console.error(message)
+    await app?.close().catch(() => {})
+    process.exit(1)
+  }
 }
 
 // Run when started as a program (npm start), not when a test imports buildServer.
