@@ -49,7 +49,8 @@ export function createRateLimits (config: Config, redis: RedisClient | undefined
       : new LocalStore(false, false)
     const windowMs = options.windowSeconds * 1000
     return async function enforceRateLimit (key: string, reply: FastifyReply) {
-      const { current, ttl } = await increment(store, key, windowMs, options.max)
+      // A hash tag around the whole key: on Redis Cluster each counter is its own slot, never split.
+      const { current, ttl } = await increment(store, `{${key}}`, windowMs, options.max)
       if (current <= options.max) return
       reply.header('retry-after', String(Math.max(1, Math.ceil(ttl / 1000))))
       throw new RateLimitedError()

@@ -12,6 +12,13 @@ import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from 
  *   <p>:{u}:nbf           access tokens issued before this second (unix s) are rejected
  * A refresh token names its session (sid, signed), so a rotated-out jti is recognised as one that
  * is no longer its session's current jti: no key per rotated-out jti is needed.
+ *
+ * Every script declares in KEYS each key whose name is known before it runs, KEYS[1] and KEYS[2]
+ * always being the user's `rt` and `sessions`, so a Cluster client routes it by their slot. The
+ * hashes of the user's other sessions (found in the `sessions` ZSET while pruning, ending or listing)
+ * cannot be declared up front: their names are built in Lua from KEYS[1]'s name (see HELPERS), never
+ * from ARGV, so they carry the same {<user id>} tag and live in the slot of the declared keys, which
+ * Redis Cluster allows.
  */
 
 // A write that reaches Redis later than this after it was sent (Redis hung, then resumed) is
@@ -19,66 +26,70 @@ import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from 
 // Compared with Redis's clock, so it allows for skew between the app's and Redis's clocks.
 const LATE_AFTER_MS = 2500
 
+// KEYS[1] is `<p>:{u}:rt`, KEYS[2] `<p>:{u}:sessions`. `base` (`<p>:{u}`) is KEYS[1] without its
+// ':rt': session hashes named from it share the declared keys' hash tag, hence their slot.
 const HELPERS = `
+local rt_key, sessions_key = KEYS[1], KEYS[2]
+local base = string.sub(rt_key, 1, -4)
 local function late(deadline)
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline)
 end
-local function drop(base, sid)
+local function drop(sid)
   local skey = base .. ':s:' .. sid
   local jti = redis.call('HGET', skey, 'jti')
-  if jti then redis.call('SREM', base .. ':rt', jti) end
-  redis.call('ZREM', base .. ':sessions', sid)
+  if jti then redis.call('SREM', rt_key, jti) end
+  redis.call('ZREM', sessions_key, sid)
   return redis.call('DEL', skey)
 end
-local function prune(base, now)
-  local expired = redis.call('ZRANGEBYSCORE', base .. ':sessions', '-inf', now)
-  for _, sid in ipairs(expired) do drop(base, sid) end
+local function prune(now)
+  local expired = redis.call('ZRANGEBYSCORE', sessions_key, '-inf', now)
+  for _, sid in ipairs(expired) do drop(sid) end
 end
 `
 
-// ARGV: base sid jti now expiresAt idleTtl ua ip keyTtl deadline
+// KEYS: rt sessions session; ARGV: sid jti now expiresAt idleTtl ua ip keyTtl deadline
 const CREATE_SESSION = `${HELPERS}
-if late(ARGV[10]) then return 0 end
-local base, sid, jti = ARGV[1], ARGV[2], ARGV[3]
-local now, expires = tonumber(ARGV[4]), tonumber(ARGV[5])
-prune(base, now)
-local idle_until = math.min(now + tonumber(ARGV[6]), expires)
-local skey = base .. ':s:' .. sid
+if late(ARGV[9]) then return 0 end
+local sid, jti = ARGV[1], ARGV[2]
+local now, expires = tonumber(ARGV[3]), tonumber(ARGV[4])
+prune(now)
+local idle_until = math.min(now + tonumber(ARGV[5]), expires)
+local skey = KEYS[3]
 redis.call('HSET', skey, 'jti', jti, 'created', now, 'last_used', now, 'expires', expires,
-  'idle_until', idle_until, 'ua', ARGV[7], 'ip', ARGV[8])
+  'idle_until', idle_until, 'ua', ARGV[6], 'ip', ARGV[7])
 -- The hash outlives the session (whose end the scripts check themselves), so the prune that
 -- finally drops the session still finds its jti and removes it from the allowlist.
-redis.call('PEXPIREAT', skey, expires + tonumber(ARGV[9]))
-redis.call('SADD', base .. ':rt', jti)
-redis.call('ZADD', base .. ':sessions', idle_until, sid)
-redis.call('PEXPIRE', base .. ':rt', ARGV[9])
-redis.call('PEXPIRE', base .. ':sessions', ARGV[9])
+redis.call('PEXPIREAT', skey, expires + tonumber(ARGV[8]))
+redis.call('SADD', rt_key, jti)
+redis.call('ZADD', sessions_key, idle_until, sid)
+redis.call('PEXPIRE', rt_key, ARGV[8])
+redis.call('PEXPIRE', sessions_key, ARGV[8])
 return 1
 `
 
-// ARGV: base sid jti nextJti now idleTtl reuseInterval ua ip deadline
+// KEYS: rt sessions session; ARGV: sid jti nextJti now idleTtl reuseInterval ua ip deadline
 const ROTATE = `${HELPERS}
-if late(ARGV[10]) then return {'late'} end
-local base, sid, jti, next_jti = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now, interval = tonumber(ARGV[5]), tonumber(ARGV[7])
-local skey = base .. ':s:' .. sid
+if late(ARGV[9]) then return {'late'} end
+local sid, jti, next_jti = ARGV[1], ARGV[2], ARGV[3]
+local now, interval = tonumber(ARGV[4]), tonumber(ARGV[6])
+local skey = KEYS[3]
 local s = redis.call('HMGET', skey, 'jti', 'prev', 'prev_at', 'expires', 'idle_until')
 if not s[1] then return {'unknown'} end
-if now >= tonumber(s[5]) then drop(base, sid); return {'expired'} end
+if now >= tonumber(s[5]) then drop(sid); return {'expired'} end
 if jti == s[1] then
-  local idle_until = math.min(now + tonumber(ARGV[6]), tonumber(s[4]))
-  redis.call('SREM', base .. ':rt', jti)
-  redis.call('SADD', base .. ':rt', next_jti)
+  local idle_until = math.min(now + tonumber(ARGV[5]), tonumber(s[4]))
+  redis.call('SREM', rt_key, jti)
+  redis.call('SADD', rt_key, next_jti)
   redis.call('HSET', skey, 'jti', next_jti, 'prev', jti, 'prev_at', now, 'last_used', now,
-    'idle_until', idle_until, 'ua', ARGV[8], 'ip', ARGV[9])
-  redis.call('ZADD', base .. ':sessions', idle_until, sid)
+    'idle_until', idle_until, 'ua', ARGV[7], 'ip', ARGV[8])
+  redis.call('ZADD', sessions_key, idle_until, sid)
   return {'rotated', next_jti, s[4]}
 end
 if jti == s[2] and interval > 0 and now - tonumber(s[3]) < interval then
   return {'grace', s[1], s[4]}
 end
-drop(base, sid)
+drop(sid)
 return {'reuse'}
 `
 
@@ -92,31 +103,31 @@ if nbf and tonumber(ARGV[2]) < tonumber(nbf) then return 0 end
 return 1
 `
 
-// ARGV: base sid accessJti accessExpiresAt
+// KEYS: rt sessions session revoked; ARGV: sid accessJti accessExpiresAt
+// (no access jti: `revoked` is declared, named with an empty jti, and left alone)
 const END_SESSION = `${HELPERS}
-local existed = drop(ARGV[1], ARGV[2])
-if ARGV[3] ~= '' then
-  redis.call('SET', ARGV[1] .. ':at-revoked:' .. ARGV[3], 1, 'PXAT', ARGV[4])
+local existed = drop(ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[4], 1, 'PXAT', ARGV[3])
 end
 return existed
 `
 
-// ARGV: base except nbf keyTtl ('' except = all sessions, and nbf is set)
+// KEYS: rt sessions nbf; ARGV: except nbf keyTtl ('' except = all sessions, and nbf is set)
 const END_SESSIONS = `${HELPERS}
-local base, except = ARGV[1], ARGV[2]
-for _, sid in ipairs(redis.call('ZRANGE', base .. ':sessions', 0, -1)) do
-  if sid ~= except then drop(base, sid) end
+local except = ARGV[1]
+for _, sid in ipairs(redis.call('ZRANGE', sessions_key, 0, -1)) do
+  if sid ~= except then drop(sid) end
 end
-if except == '' then redis.call('SET', base .. ':nbf', ARGV[3], 'PX', ARGV[4]) end
+if except == '' then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3]) end
 return 1
 `
 
-// ARGV: base now
+// KEYS: rt sessions; ARGV: now
 const LIST_SESSIONS = `${HELPERS}
-local base = ARGV[1]
-prune(base, tonumber(ARGV[2]))
+prune(tonumber(ARGV[1]))
 local out = {}
-for _, sid in ipairs(redis.call('ZRANGE', base .. ':sessions', 0, -1)) do
+for _, sid in ipairs(redis.call('ZRANGE', sessions_key, 0, -1)) do
   local s = redis.call('HMGET', base .. ':s:' .. sid, 'created', 'last_used', 'expires', 'ua', 'ip')
   if s[1] then table.insert(out, {sid, s[1], s[2], s[3], s[4], s[5]}) end
 end
@@ -173,27 +184,30 @@ export interface RedisTokenStoreOptions extends TokenStoreOptions {
 
 export function createRedisTokenStore ({ redis, prefix, idleTtl, reuseInterval, absoluteTtl }: RedisTokenStoreOptions): TokenStore {
   const r = withScripts(redis, [
-    ['tollgateCreateSession', CREATE_SESSION, 0],
-    ['tollgateRotate', ROTATE, 0],
-    ['tollgateEndSession', END_SESSION, 0],
-    ['tollgateEndSessions', END_SESSIONS, 0],
-    ['tollgateListSessions', LIST_SESSIONS, 0]
+    ['tollgateCreateSession', CREATE_SESSION, 3],
+    ['tollgateRotate', ROTATE, 3],
+    ['tollgateEndSession', END_SESSION, 4],
+    ['tollgateEndSessions', END_SESSIONS, 3],
+    ['tollgateListSessions', LIST_SESSIONS, 2]
   ])
   const base = (userId: string) => `${prefix}:{${userId}}`
+  // KEYS[1] and KEYS[2] of every script but the access check: HELPERS derives the base from KEYS[1].
+  const userKeys = (userId: string) => [`${base(userId)}:rt`, `${base(userId)}:sessions`]
+  const sessionKey = (userId: string, sid: string) => `${base(userId)}:s:${sid}`
 
   return {
     kind: 'redis',
 
     async createSession (s) {
       const created = await call(() => r.tollgateCreateSession(
-        base(s.userId), s.sid, s.jti, s.now, s.expiresAt, idleTtl, s.userAgent ?? '', s.ip ?? '', absoluteTtl, Date.now() + LATE_AFTER_MS
+        ...userKeys(s.userId), sessionKey(s.userId, s.sid), s.sid, s.jti, s.now, s.expiresAt, idleTtl, s.userAgent ?? '', s.ip ?? '', absoluteTtl, Date.now() + LATE_AFTER_MS
       ))
       if (created !== 1) throw new DependencyError('redis', new Error('write arrived after its deadline'))
     },
 
     async rotate (q): Promise<RotateResult> {
       const [outcome, jti, expiresAt] = await call(() => r.tollgateRotate(
-        base(q.userId), q.sid, q.jti, q.nextJti, q.now, idleTtl, reuseInterval, q.userAgent ?? '', q.ip ?? '', Date.now() + LATE_AFTER_MS
+        ...userKeys(q.userId), sessionKey(q.userId, q.sid), q.sid, q.jti, q.nextJti, q.now, idleTtl, reuseInterval, q.userAgent ?? '', q.ip ?? '', Date.now() + LATE_AFTER_MS
       ))
       if (outcome === 'late') throw new DependencyError('redis', new Error('write arrived after its deadline'))
       if (outcome === 'rotated' || outcome === 'grace') return { outcome, jti: jti as string, expiresAt: Number(expiresAt) }
@@ -203,15 +217,15 @@ export function createRedisTokenStore ({ redis, prefix, idleTtl, reuseInterval, 
     isAccessAllowed: createRedisAccessCheck({ redis, prefix }),
 
     endSession: async (e) => await call(() => r.tollgateEndSession(
-      base(e.userId), e.sid, e.accessJti ?? '', e.accessExpiresAt ?? 0
+      ...userKeys(e.userId), sessionKey(e.userId, e.sid), `${base(e.userId)}:at-revoked:${e.accessJti ?? ''}`, e.sid, e.accessJti ?? '', e.accessExpiresAt ?? 0
     )) === 1,
 
     endSessions: (e) => call(() => r.tollgateEndSessions(
-      base(e.userId), e.except ?? '', Math.floor(e.now / 1000), absoluteTtl
+      ...userKeys(e.userId), `${base(e.userId)}:nbf`, e.except ?? '', Math.floor(e.now / 1000), absoluteTtl
     )).then(() => undefined),
 
     async listSessions (userId, now): Promise<SessionRecord[]> {
-      const rows = await call(() => r.tollgateListSessions(base(userId), now))
+      const rows = await call(() => r.tollgateListSessions(...userKeys(userId), now))
       return rows.map(([id, created, lastUsed, expires, ua, ip]) => ({
         id: id as string,
         createdAt: Number(created),

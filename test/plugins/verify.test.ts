@@ -283,7 +283,7 @@ t.test('introspection answers are cached: one call for repeated requests within 
   const server = await build(t, { config: { INTROSPECTION_CLIENTS: `orders-api:${INTROSPECTION_SECRET}` } })
   // Each introspection counts once against the client's rate limit: that counter tells the calls.
   const redis = await redisClient(t)
-  const calls = async () => Number(await redis.get(`${server.tollgate.config.REDIS_KEY_PREFIX}:rl:client:orders-api`) ?? 0)
+  const calls = async () => Number(await redis.get(`${server.tollgate.config.REDIS_KEY_PREFIX}:rl:{client:orders-api}`) ?? 0)
   const base = await server.listen({ host: '127.0.0.1', port: 0 })
   const host = await hostApp(t, server, {
     jwks: await jwksOf(server),

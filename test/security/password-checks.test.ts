@@ -92,7 +92,7 @@ t.test('a rate-limit store failure is a 503, never a pass', async t => {
   const app = await build(t, { config: { REDIS_KEY_PREFIX: prefix } })
   const user = await registerAndLogin(app)
   // Only this user's counter breaks (INCR on a hash is WRONGTYPE): the token check still passes.
-  await (await redisClient(t)).hset(`${prefix}:rl:password-check:${user.userId}`, 'broken', '1')
+  await (await redisClient(t)).hset(`${prefix}:rl:{password-check:${user.userId}}`, 'broken', '1')
   for (const res of [await changePassword(app, user, user.password), await deleteAccount(app, user, user.password)]) {
     t.equal(res.statusCode, 503)
     t.equal(res.json().code, 'SERVICE_UNAVAILABLE')
