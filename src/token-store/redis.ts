@@ -1,5 +1,5 @@
 import { DependencyError } from '../errors.js'
-import type { RedisClient } from '../redis-client.js'
+import { REDIS_CLIENT_OPTIONS, type RedisClient } from '../redis-client.js'
 import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from './index.js'
 
 /*
@@ -166,12 +166,23 @@ function withScripts (redis: RedisClient, scripts: Array<[keyof TollgateCommands
   return redis as unknown as TollgateCommands
 }
 
+// One deadline per call, from the moment it is made. The client's commandTimeout starts only when a
+// command is written, and with auto-pipelining a command made while an earlier batch is in flight
+// is written after that batch settles: on a hung Redis it answered after two timeouts, not one.
+const DEADLINE_MS = REDIS_CLIENT_OPTIONS.commandTimeout
+
 // Any Redis failure (down, hung, timed out) becomes a 503: revocation fails closed.
 async function call<T> (run: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from Redis within ${DEADLINE_MS} ms`)), DEADLINE_MS)
+  })
   try {
-    return await run()
+    return await Promise.race([run(), deadline])
   } catch (err) {
     throw new DependencyError('redis', err)
+  } finally {
+    clearTimeout(timer)
   }
 }
 

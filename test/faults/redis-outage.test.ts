@@ -14,6 +14,10 @@ import { eventually, expectUnavailableFast } from './support.js'
 
 type Response = Awaited<ReturnType<FastifyInstance['inject']>>
 
+// The command timeout (1 s) plus a margin for a busy machine; before the per-call deadline, requests
+// made while an earlier auto-pipelined batch was in flight took two timeouts (2 s and more).
+const CONCURRENT_BOUND_MS = 1600
+
 async function setup (t: Test) {
   const server = await startRedisServer(t)
   const { app, store } = await buildWithStore(t, { REDIS_URL: server.url }, server.url)
@@ -128,4 +132,18 @@ t.test('writes that reach a resumed Redis after their deadline are dropped, not 
   const sessions = await app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(retried.json().access_token) })
   t.equal(sessions.json().length, 1, 'the 503 login left no session behind')
   await expectAllowlist(t, store, userId, [retried.json().refresh_token], 'exactly the retried token is live')
+})
+
+t.test('a hung Redis at concurrency 20: each request is 503 within the command timeout, not twice it', async t => {
+  const { server, app } = await setup(t)
+  const { tokens } = await registerAndLogin(app)
+  server.pause()
+  t.teardown(() => server.resume())
+  // Staggered, as real traffic arrives: later requests find an earlier auto-pipelined batch in flight.
+  const waits: Array<Promise<void>> = []
+  for (let i = 0; i < 20; i++) {
+    waits.push(expectUnavailableFast(t, `request ${i + 1}`, () => app.inject({ method: 'GET', url: '/users/me', headers: bearer(tokens.access_token) }), CONCURRENT_BOUND_MS))
+    await sleep(10)
+  }
+  await Promise.all(waits)
 })
