@@ -9,7 +9,7 @@ import { loadKeys, publicJwks, type PublicJwk } from '../src/keys.js'
 import { configFromOptions, type TollgateOptions } from '../src/options.js'
 import { createPasswordHasher, type PasswordHasher } from '../src/password.js'
 import { createRedisClient, waitForFirstConnection, type RedisClient } from '../src/redis-client.js'
-import { sharedSchemas } from '../src/schemas.js'
+import { BODY_LIMIT, VALIDATION_OPTIONS, sharedSchemas } from '../src/schemas.js'
 import { createSessionService, type SessionService } from '../src/sessions/session-service.js'
 import type { TokenStore } from '../src/token-store/index.js'
 import { createMemoryTokenStore } from '../src/token-store/memory.js'
@@ -51,12 +51,6 @@ declare module 'fastify' {
     tollgate: Tollgate
   }
 }
-
-// Auth bodies are small; anything larger is a 413 before parsing, whatever the host's bodyLimit.
-const BODY_LIMIT = 16 * 1024
-// Tollgate's routes validate alike under any host: a number where a string is expected is a 400,
-// and an unknown field is refused, never silently dropped.
-const AJV_OPTIONS = { coerceTypes: false, removeAdditional: false, allErrors: false } as const
 
 /**
  * The whole Tollgate auth server, registered in boot order into a host app (the standalone server
@@ -185,7 +179,7 @@ async function tollgateHttp (scope: FastifyInstance, { corsOrigins, docs, health
 
   // Validation and body size as Tollgate defines them, whatever the host's ajv and bodyLimit.
   const externalSchemas = Object.fromEntries(sharedSchemas.map(schema => [schema.$id as string, schema]))
-  scope.setValidatorCompiler(AjvCompiler()(externalSchemas, { customOptions: AJV_OPTIONS }) as FastifySchemaCompiler<unknown>)
+  scope.setValidatorCompiler(AjvCompiler()(externalSchemas, { customOptions: VALIDATION_OPTIONS }) as FastifySchemaCompiler<unknown>)
   scope.addHook('onRoute', function limitBody (route) { route.bodyLimit ??= BODY_LIMIT })
   for (const schema of sharedSchemas) scope.addSchema(schema)
 

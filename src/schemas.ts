@@ -122,6 +122,15 @@ export const jsonBodyErrors = () => ({
   415: errorResponse('Unsupported Content-Type: send application/json')
 })
 
+/** Auth bodies are small; anything larger is a 413 before parsing. */
+export const BODY_LIMIT = 16 * 1024
+
+/**
+ * How Tollgate's routes validate, under any host: a number where a string is expected is a 400,
+ * and an unknown field is refused, never silently dropped.
+ */
+export const VALIDATION_OPTIONS = { coerceTypes: false, removeAdditional: false, allErrors: false } as const
+
 /** OpenAPI `security` of a route that needs an access token, and of a public one. */
 export const BEARER_SECURITY = [{ bearerAuth: [] }]
 export const PUBLIC_SECURITY: Array<Record<string, string[]>> = []

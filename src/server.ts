@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { DestinationStream } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import type { TollgateOptions } from './options.js'
+import { BODY_LIMIT, VALIDATION_OPTIONS } from './schemas.js'
 import tollgate from '../plugins/tollgate.js'
 import { handleError, handleNotFound } from '../plugins/errors.js'
 import { helmetHeaders } from '../plugins/http-security.js'
@@ -37,22 +38,15 @@ export function serverOptions (config: Config, overrides: FastifyServerOptions =
     logger: { level: config.LOG_LEVEL, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, ...(logStream && { stream: logStream }) },
     // A hop count is valid for proxy-addr, though Fastify's type omits it.
     trustProxy: parseTrustProxy(config.TRUST_PROXY) as boolean | string,
-    // Auth bodies are small; anything larger is a 413 before parsing.
-    bodyLimit: 16 * 1024,
+    // As on Tollgate's own routes, for whatever else the server answers.
+    bodyLimit: BODY_LIMIT,
     requestTimeout: 30_000,
     return503OnClosing: true,
     // The router answers bad URLs and over-long parameters before any plugin runs: same error shape.
     frameworkErrors: handleError,
     // The embedded default compiles PostgreSQL (WASM) and migrates at boot: slow on a busy machine.
     pluginTimeout: 120_000,
-    ajv: {
-      customOptions: {
-        // As on Tollgate's own routes (plugins/tollgate.ts): no coercion, unknown fields refused.
-        coerceTypes: false,
-        removeAdditional: false,
-        allErrors: false
-      }
-    },
+    ajv: { customOptions: VALIDATION_OPTIONS },
     ...overrides
   }
 }
