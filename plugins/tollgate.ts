@@ -83,9 +83,10 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
     await database?.close()
   })
 
+  // One Redis (REDIS_URL), a Cluster or the master behind Sentinel, or none (the embedded default).
   let redis: RedisClient | undefined
-  if (config.REDIS_URL) {
-    const created = createRedisClient(config.REDIS_URL, (err) => fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error'))
+  const created = createRedisClient(config, (err) => fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error'))
+  if (created) {
     fastify.addHook('onClose', async function closeRedis () { created.disconnect() })
     redis = created
   } else if (typeof options.redis === 'object') {
@@ -162,8 +163,11 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
 
 /** Whether a host's ioredis client answers an outage with an error rather than a wait (see redisClientOptions). */
 function failsFast (client: RedisClient): boolean {
-  const options = (client as { options?: { enableOfflineQueue?: boolean, commandTimeout?: number } }).options
-  return options?.enableOfflineQueue === false && typeof options.commandTimeout === 'number'
+  type Options = { enableOfflineQueue?: boolean, commandTimeout?: number, redisOptions?: { commandTimeout?: number } }
+  const options = (client as { options?: Options }).options
+  // A Cluster client keeps each node's commandTimeout in redisOptions.
+  const commandTimeout = options?.commandTimeout ?? options?.redisOptions?.commandTimeout
+  return options?.enableOfflineQueue === false && typeof commandTimeout === 'number'
 }
 
 interface HttpOptions {
@@ -199,5 +203,5 @@ const tollgatePlugin = fp(tollgate, { name: 'tollgate', fastify: '5.x' })
 
 export default tollgatePlugin
 export { tollgatePlugin as tollgate }
-export { REDIS_CLIENT_OPTIONS as redisClientOptions } from '../src/redis-client.js'
+export { REDIS_CLIENT_OPTIONS as redisClientOptions, REDIS_CLUSTER_OPTIONS as redisClusterOptions } from '../src/redis-client.js'
 export { OptionsError } from '../src/options.js'

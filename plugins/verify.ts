@@ -9,7 +9,7 @@ import authenticatePlugin from './authenticate.js'
 export type { AuthenticatedUser } from './authenticate.js'
 export type { Jwks } from '../src/tokens/jwks-verifier.js'
 export type { RedisClient } from '../src/redis-client.js'
-export { REDIS_CLIENT_OPTIONS as redisClientOptions } from '../src/redis-client.js'
+export { REDIS_CLIENT_OPTIONS as redisClientOptions, REDIS_CLUSTER_OPTIONS as redisClusterOptions } from '../src/redis-client.js'
 
 export interface TollgateVerifyOptions {
   /** The Tollgate server's JWKS URL (`…/.well-known/jwks.json`): fetched at registration, and again for an unknown `kid`. */

@@ -3,6 +3,9 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parsePublicKeys } from './keys.js'
 
+// host:port pairs; an IPv6 host in brackets.
+const HOST_PORTS = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}(,(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5})*$'
+
 const Seconds = (def: number, min: number, max: number, description: string) =>
   Type.Integer({ default: def, minimum: min, maximum: max, description: `${description} (seconds)` })
 
@@ -11,6 +14,15 @@ export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535, description: 'TCP port' }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'a postgres:// URL' })),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// or rediss:// URL' })),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: HOST_PORTS, description: 'comma-separated host:port seeds of a Redis Cluster' })),
+  REDIS_SENTINELS: Type.Optional(Type.String({ pattern: HOST_PORTS, description: 'comma-separated host:port of Redis Sentinels' })),
+  REDIS_SENTINEL_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,128}$', description: 'the master group name the sentinels monitor' })),
+  REDIS_USERNAME: Type.Optional(Type.String({ minLength: 1, description: 'the ACL user of the cluster nodes or of the sentinels\' master and replicas' })),
+  REDIS_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'the password of the cluster nodes or of the sentinels\' master and replicas' })),
+  REDIS_SENTINEL_USERNAME: Type.Optional(Type.String({ minLength: 1, description: 'the ACL user of the sentinels themselves' })),
+  REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'the password of the sentinels themselves' })),
+  REDIS_TLS: Type.Boolean({ default: false, description: 'true or false' }),
+  REDIS_TLS_CA: Type.Optional(Type.String({ minLength: 1, description: 'CA certificates in PEM that the Redis servers\' certificates chain to' })),
   REDIS_KEY_PREFIX: Type.String({ default: 'tollgate', pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'letters, digits, _ . - (1-64)' }),
   MIGRATE_AT_START: Type.Boolean({ default: true, description: 'true or false' }),
   DATA_DIR: Type.String({ default: './.data', minLength: 1, description: 'a directory path' }),
@@ -119,9 +131,35 @@ function crossCheck (config: Config): string[] {
   if (config.INTROSPECTION_CLIENTS !== undefined && parseIntrospectionClients(config.INTROSPECTION_CLIENTS) === null) {
     problems.push('INTROSPECTION_CLIENTS: expected comma-separated id:secret pairs, each id unique (letters, digits, . _ ~ -) and each secret 32 or more characters')
   }
+  problems.push(...redisProblems(config))
   if (config.REFRESH_IDLE_TTL > config.REFRESH_TOKEN_TTL) {
     problems.push('REFRESH_IDLE_TTL: must not exceed REFRESH_TOKEN_TTL')
   }
+  return problems
+}
+
+/** One way to reach Redis at most, and each Redis setting only where it applies. */
+function redisProblems (config: Config): string[] {
+  const problems: string[] = []
+  const modes = (['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'] as const).filter(key => config[key] !== undefined)
+  if (modes.length > 1) problems.push(`${modes[1]}: set one of REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS, not ${modes.join(' and ')}`)
+  if (config.REDIS_SENTINELS !== undefined && config.REDIS_SENTINEL_NAME === undefined) {
+    problems.push('REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the name of the master group the sentinels monitor)')
+  }
+  for (const key of ['REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_USERNAME', 'REDIS_SENTINEL_PASSWORD'] as const) {
+    if (config[key] !== undefined && config.REDIS_SENTINELS === undefined) problems.push(`${key}: only used with REDIS_SENTINELS`)
+  }
+  const clientSettings = ['REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_TLS_CA', ...(config.REDIS_TLS ? ['REDIS_TLS' as const] : [])] as const
+  for (const key of clientSettings) {
+    if (config[key] === undefined || config.REDIS_CLUSTER_NODES !== undefined || config.REDIS_SENTINELS !== undefined) continue
+    problems.push(config.REDIS_URL !== undefined
+      ? `${key}: not used with REDIS_URL; put credentials in the URL (redis://user:password@host) and use rediss:// for TLS`
+      : `${key}: only used with REDIS_CLUSTER_NODES or REDIS_SENTINELS`)
+  }
+  if (config.REDIS_USERNAME !== undefined && config.REDIS_PASSWORD === undefined) problems.push('REDIS_USERNAME: needs REDIS_PASSWORD')
+  if (config.REDIS_SENTINEL_USERNAME !== undefined && config.REDIS_SENTINEL_PASSWORD === undefined) problems.push('REDIS_SENTINEL_USERNAME: needs REDIS_SENTINEL_PASSWORD')
+  if (config.REDIS_TLS_CA !== undefined && !config.REDIS_TLS && !problems.some(p => p.startsWith('REDIS_TLS_CA:'))) problems.push('REDIS_TLS_CA: only used with REDIS_TLS=true')
+  if (config.REDIS_TLS_CA !== undefined && !config.REDIS_TLS_CA.includes('-----BEGIN CERTIFICATE-----')) problems.push('REDIS_TLS_CA: expected certificates in PEM (-----BEGIN CERTIFICATE-----)')
   return problems
 }
 

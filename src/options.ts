@@ -30,6 +30,32 @@ export interface TollgateOptions {
    * (create it with `redisClientOptions` so an outage answers 503 at once). Unset: in-process store.
    */
   redis?: string | RedisClient
+  /**
+   * A Redis Cluster instead of one Redis (REDIS_CLUSTER_NODES): seed nodes as `host:port` strings
+   * (or one comma-separated string). Tollgate creates and closes an ioredis Cluster client; to hand
+   * over a Cluster client of your own, pass it as `redis`. Exclusive with `redis` and `redisSentinels`.
+   */
+  redisClusterNodes?: string | string[]
+  /**
+   * Redis behind Sentinel (REDIS_SENTINELS): the sentinels as `host:port` strings (or one
+   * comma-separated string), with `redisSentinelName`. Tollgate asks them for the master, and
+   * follows a failover without a restart. Exclusive with `redis` and `redisClusterNodes`.
+   */
+  redisSentinels?: string | string[]
+  /** The master group name the sentinels monitor (REDIS_SENTINEL_NAME); required with `redisSentinels`. */
+  redisSentinelName?: string
+  /** ACL user of the cluster nodes, or of the master and replicas behind the sentinels (REDIS_USERNAME). */
+  redisUsername?: string
+  /** Password of the cluster nodes, or of the master and replicas behind the sentinels (REDIS_PASSWORD). */
+  redisPassword?: string
+  /** ACL user of the sentinels themselves (REDIS_SENTINEL_USERNAME). */
+  redisSentinelUsername?: string
+  /** Password of the sentinels themselves (REDIS_SENTINEL_PASSWORD). */
+  redisSentinelPassword?: string
+  /** TLS to the cluster nodes, or to the sentinels and their master and replicas (REDIS_TLS). Default false. */
+  redisTls?: boolean
+  /** CA certificates (PEM) the Redis servers' certificates chain to, with `redisTls` (REDIS_TLS_CA). Default: Node's CAs. */
+  redisTlsCa?: string
   /** Start of every Redis key (REDIS_KEY_PREFIX), so deployments can share a Redis. Default `tollgate`. */
   redisKeyPrefix?: string
   /** A token store of your own, instead of the Redis or in-process one (see `tollgate/token-store`). */
@@ -98,6 +124,15 @@ const VARIABLE_OF = {
   migrateAtStart: 'MIGRATE_AT_START',
   redis: 'REDIS_URL',
   redisKeyPrefix: 'REDIS_KEY_PREFIX',
+  redisClusterNodes: 'REDIS_CLUSTER_NODES',
+  redisSentinels: 'REDIS_SENTINELS',
+  redisSentinelName: 'REDIS_SENTINEL_NAME',
+  redisUsername: 'REDIS_USERNAME',
+  redisPassword: 'REDIS_PASSWORD',
+  redisSentinelUsername: 'REDIS_SENTINEL_USERNAME',
+  redisSentinelPassword: 'REDIS_SENTINEL_PASSWORD',
+  redisTls: 'REDIS_TLS',
+  redisTlsCa: 'REDIS_TLS_CA',
   dataDir: 'DATA_DIR',
   accessTokenAlg: 'ACCESS_TOKEN_ALG',
   accessTokenPrivateKey: 'ACCESS_TOKEN_PRIVATE_KEY',
@@ -119,6 +154,11 @@ const VARIABLE_OF = {
   introspectionClients: 'INTROSPECTION_CLIENTS',
   introspectionRateLimitMax: 'INTROSPECTION_RATE_LIMIT_MAX'
 } as const satisfies Partial<Record<keyof TollgateOptions, keyof Config>>
+
+// Options whose variable is true or false.
+const BOOLEAN_OPTIONS = new Set<string>(['migrateAtStart', 'refreshCookie', 'redisTls', 'requireVerifiedEmail'])
+// Options that also take an array for their variable's comma-separated list.
+const LIST_OPTIONS = new Set<string>(['corsOrigins', 'redisClusterNodes', 'redisSentinels'])
 
 // Options that are not configuration variables, and the ones Fastify's `register` itself reads.
 const OTHER_OPTIONS = new Set(['prefix', 'tokenStore', 'docs', 'health', 'logLevel', 'logSerializers'])
@@ -146,12 +186,13 @@ export function configFromOptions (options: TollgateOptions): Config {
     } else if (name === 'redis' && typeof value === 'object' && value !== null) {
       // A client: used as it is (see the plugin), if it is one.
       if (typeof (value as { defineCommand?: unknown }).defineCommand !== 'function') problems.push('redis: expected a redis:// URL or an ioredis client')
-    } else if (name === 'migrateAtStart') {
+    } else if (BOOLEAN_OPTIONS.has(name)) {
       // A boolean, not the variable's text: 'false' would be a truthy string in the host's code.
-      if (typeof value === 'boolean') input.MIGRATE_AT_START = value
+      if (typeof value === 'boolean') input[variable] = value
       else problems.push(`${name}: expected true or false`)
-    } else if (name === 'corsOrigins' && Array.isArray(value)) {
-      input.CORS_ORIGINS = value.join(',')
+    } else if (LIST_OPTIONS.has(name) && Array.isArray(value)) {
+      if (value.every(item => typeof item === 'string' && item !== '' && !item.includes(','))) input[variable] = value.join(',')
+      else problems.push(`${name}: expected a list of non-empty strings`)
     } else if (typeof value === 'string' || (typeof value === 'number' && Number.isInteger(value))) {
       input[variable] = value
     } else {

@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import type { Config } from './config.js'
 
 /**
  * What Tollgate uses of an ioredis client. Typed by its members, not by ioredis's class, so that a
@@ -30,11 +31,90 @@ export const REDIS_CLIENT_OPTIONS = {
   enableAutoPipelining: true
 } as const
 
-/** A client Tollgate owns, from a redis:// URL, with REDIS_CLIENT_OPTIONS; connect it with waitForFirstConnection. */
-export function createRedisClient (url: string, onError: (err: Error) => void): Redis {
-  const client = new Redis(url, REDIS_CLIENT_OPTIONS)
+/**
+ * The same for a Cluster client: no offline queue, and each node's connection as above. A command
+ * that meets a failover is retried within the store's 1 s deadline, then answers 503.
+ */
+export const REDIS_CLUSTER_OPTIONS = {
+  enableOfflineQueue: false,
+  lazyConnect: true,
+  enableAutoPipelining: true,
+  slotsRefreshTimeout: 1000,
+  redisOptions: { maxRetriesPerRequest: 1, connectTimeout: 1000, commandTimeout: 1000 }
+} as const satisfies ClusterOptions
+
+/** The settings that say how to reach Redis. */
+export type RedisSettings = Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' |
+  'REDIS_USERNAME' | 'REDIS_PASSWORD' | 'REDIS_SENTINEL_USERNAME' | 'REDIS_SENTINEL_PASSWORD' | 'REDIS_TLS' | 'REDIS_TLS_CA'>
+
+/**
+ * A client Tollgate owns, with the fail-fast options above: one Redis (REDIS_URL), a Cluster
+ * (REDIS_CLUSTER_NODES) or the master behind Sentinel (REDIS_SENTINELS); undefined without any.
+ * Connect it with waitForFirstConnection.
+ */
+export function createRedisClient (settings: RedisSettings, onError: (err: Error) => void): Redis | Cluster | undefined {
+  let client: Redis | Cluster
+  const auth = { username: settings.REDIS_USERNAME, password: settings.REDIS_PASSWORD }
+  const tls = settings.REDIS_TLS ? { ca: settings.REDIS_TLS_CA } : undefined
+  if (settings.REDIS_URL) {
+    client = new Redis(settings.REDIS_URL, REDIS_CLIENT_OPTIONS)
+  } else if (settings.REDIS_CLUSTER_NODES) {
+    client = new Cluster(parseHostPorts(settings.REDIS_CLUSTER_NODES), {
+      ...REDIS_CLUSTER_OPTIONS,
+      redisOptions: { ...REDIS_CLUSTER_OPTIONS.redisOptions, ...auth, tls }
+    })
+  } else if (settings.REDIS_SENTINELS) {
+    const options: RedisOptions = {
+      ...REDIS_CLIENT_OPTIONS,
+      ...auth,
+      sentinels: parseHostPorts(settings.REDIS_SENTINELS),
+      name: settings.REDIS_SENTINEL_NAME,
+      role: 'master',
+      sentinelUsername: settings.REDIS_SENTINEL_USERNAME,
+      sentinelPassword: settings.REDIS_SENTINEL_PASSWORD,
+      sentinelCommandTimeout: REDIS_CLIENT_OPTIONS.commandTimeout,
+      // Told of a failover by the sentinels (+switch-master), it moves to the new master at once
+      // rather than when the old one's connection breaks.
+      failoverDetector: true,
+      tls,
+      sentinelTLS: tls,
+      enableTLSForSentinelMode: settings.REDIS_TLS
+    }
+    client = new Redis(options)
+  } else {
+    return undefined
+  }
   client.on('error', onError)
   return client
+}
+
+// Duck-typed: a host's Cluster client may come from another copy or major version of ioredis.
+function isCluster (client: RedisClient): client is RedisClient & Pick<Cluster, 'nodes'> {
+  return (client as { isCluster?: unknown }).isCluster === true && typeof (client as { nodes?: unknown }).nodes === 'function'
+}
+
+/** `host:port,host:port` as ioredis takes it; an IPv6 host loses its brackets. */
+function parseHostPorts (value: string): Array<{ host: string, port: number }> {
+  return value.split(',').map(pair => {
+    const colon = pair.lastIndexOf(':')
+    return { host: pair.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(pair.slice(colon + 1)) }
+  })
+}
+
+/**
+ * The readiness check: every master answers. A Cluster client's PING reaches one node, so each
+ * master it knows is asked, and the cluster must say that all its slots are served.
+ */
+export async function pingRedis (client: RedisClient): Promise<void> {
+  if (!isCluster(client)) {
+    await client.ping()
+    return
+  }
+  const masters = client.nodes('master')
+  if (masters.length === 0) throw new Error('no Redis Cluster master is known')
+  await Promise.all(masters.map(node => node.ping()))
+  const info = String(await masters[0]?.call('CLUSTER', 'INFO'))
+  if (!/^cluster_state:ok\r?$/m.test(info)) throw new Error('the Redis Cluster is not ok (cluster_state)')
 }
 
 /**

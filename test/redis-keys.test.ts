@@ -1,13 +1,10 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { once } from 'node:events'
-import { createServer } from 'node:net'
-import { promisify } from 'node:util'
 import t from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import { tokenStoreContract } from '../src/token-store/contract.js'
 import { createRedisTokenStore } from '../src/token-store/redis.js'
-import { bearer, build, claimsOf, login, redisClient, refresh, registerAndLogin, tempDir, type TestContext } from './helper.js'
+import { startRedisCluster } from './faults/redis-topologies.js'
+import { bearer, build, claimsOf, login, redisClient, refresh, registerAndLogin, type TestContext } from './helper.js'
 
 // Redis Cluster routes a script by the slot of the keys it declares (KEYS) and refuses keys of
 // another slot. So every script call must declare its keys, and they must share one slot.
@@ -96,80 +93,11 @@ t.test('every script declares its keys, in one slot; every key has a hash tag', 
 
 // A real 3-master cluster on loopback: the contract suite through an ioredis Cluster client.
 
-async function freePort (): Promise<number> {
-  for (;;) {
-    const port = 20000 + Math.floor(Math.random() * 20000)
-    // Redis Cluster also listens on port + 10000 (the cluster bus).
-    if (await canListen(port) && await canListen(port + 10000)) return port
-  }
-}
-
-async function canListen (port: number): Promise<boolean> {
-  const server = createServer()
-  try {
-    server.listen(port, '127.0.0.1')
-    await once(server, 'listening')
-    return true
-  } catch {
-    return false
-  } finally {
-    server.close()
-  }
-}
-
-async function startCluster (t: TestContext): Promise<Array<{ host: string, port: number }>> {
-  const nodes: Array<{ host: string, port: number }> = []
-  const children: ChildProcess[] = []
-  t.teardown(async () => {
-    for (const child of children) {
-      if (child.exitCode === null) {
-        child.kill('SIGKILL')
-        await once(child, 'exit')
-      }
-    }
-  })
-  for (let i = 0; i < 3; i++) {
-    const port = await freePort()
-    const dir = await tempDir(t)
-    const child = spawn('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
-      '--cluster-config-file', `${dir}/nodes.conf`, '--dir', dir, '--save', '', '--appendonly', 'no'
-    ], { stdio: 'ignore' })
-    children.push(child)
-    nodes.push({ host: '127.0.0.1', port })
-  }
-  for (const node of nodes) await until(async () => (await ask(node, 'ping')) === 'PONG')
-  await promisify(execFile)('redis-cli', ['--cluster', 'create', ...nodes.map(n => `${n.host}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'])
-  for (const node of nodes) await until(async () => String(await ask(node, 'cluster', 'info')).includes('cluster_state:ok'))
-  return nodes
-}
-
-async function ask (node: { host: string, port: number }, ...command: string[]): Promise<unknown> {
-  const redis = new Redis({ ...node, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  redis.on('error', () => {})
-  try {
-    await redis.connect()
-    return await redis.call(command[0] as string, ...command.slice(1))
-  } catch {
-    return undefined
-  } finally {
-    redis.disconnect()
-  }
-}
-
-async function until (check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!await check()) {
-    if (Date.now() > end) throw new Error('timed out')
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-}
-
 t.test('the token-store contract on a 3-master Redis Cluster', async t => {
-  const nodes = await startCluster(t)
+  const nodes = await startRedisCluster(t)
   let n = 0
   const cases = tokenStoreContract(async options => {
-    const cluster = new Cluster(nodes, { lazyConnect: true, enableAutoPipelining: true })
+    const cluster = new Cluster(nodes.map(({ host, port }) => ({ host, port })), { lazyConnect: true, enableAutoPipelining: true })
     await cluster.connect()
     // Users spread over the three masters: a fresh prefix and random user ids per case.
     const store = createRedisTokenStore({ redis: cluster, prefix: `c${n++}`, ...options })

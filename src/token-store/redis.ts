@@ -1,5 +1,5 @@
 import { DependencyError } from '../errors.js'
-import { REDIS_CLIENT_OPTIONS, type RedisClient } from '../redis-client.js'
+import { REDIS_CLIENT_OPTIONS, pingRedis, type RedisClient } from '../redis-client.js'
 import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from './index.js'
 
 /*
@@ -249,7 +249,7 @@ export function createRedisTokenStore ({ redis, prefix, idleTtl, reuseInterval, 
 
     liveRefreshJtis: (userId) => call(() => r.smembers(`${base(userId)}:rt`)),
 
-    ping: () => call(() => r.ping()).then(() => undefined),
+    ping: () => call(() => pingRedis(redis)),
 
     // The client is its caller's to close.
     async close () {}

@@ -1,0 +1,151 @@
+// Real Redis topologies on loopback for the scale-out tests: a Cluster of masters (redis-server
+// --cluster-enabled + redis-cli --cluster create) and a master, a replica and sentinels
+// (redis-server --sentinel). Every process is killed at teardown.
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { Redis } from 'ioredis'
+import { tempDir, type TestContext } from '../helper.js'
+
+const HOST = '127.0.0.1'
+
+export interface Node { host: string, port: number }
+
+/** A process of the topology: its address, and a way to kill it outright. */
+export interface RedisProcess extends Node {
+  kill (): Promise<void>
+  pause (): void
+  resume (): void
+}
+
+/** A free port whose cluster-bus port (port + 10000) is free too. */
+async function freePort (): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 20000)
+    if (await canListen(port) && await canListen(port + 10000)) return port
+  }
+}
+
+async function canListen (port: number): Promise<boolean> {
+  const server = createServer()
+  try {
+    server.listen(port, HOST)
+    await once(server, 'listening')
+    return true
+  } catch {
+    return false
+  } finally {
+    server.close()
+  }
+}
+
+function startProcess (t: TestContext, args: string[], port: number): RedisProcess {
+  const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' })
+  const kill = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = once(child, 'exit')
+    child.kill('SIGKILL')
+    await exited
+  }
+  t.teardown(kill)
+  const signal = (name: NodeJS.Signals) => { if (child.pid) process.kill(child.pid, name) }
+  return { host: HOST, port, kill, pause: () => signal('SIGSTOP'), resume: () => signal('SIGCONT') }
+}
+
+/** Sends one command to one node (with its password, if any); undefined when it does not answer. */
+export async function ask (node: Node & { password?: string }, ...command: string[]): Promise<unknown> {
+  const redis = new Redis({ ...node, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 1000 })
+  redis.on('error', () => {})
+  try {
+    await redis.connect()
+    return await redis.call(command[0] as string, ...command.slice(1))
+  } catch {
+    return undefined
+  } finally {
+    redis.disconnect()
+  }
+}
+
+/** Polls until `check` holds, at most `timeoutMs`. */
+export async function until (check: () => Promise<boolean>, timeoutMs = 15_000, what = 'a condition'): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!await check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
+/** A Redis Cluster of `masters` masters, no replicas, every slot assigned and the state ok. */
+export async function startRedisCluster (t: TestContext, masters = 3): Promise<RedisProcess[]> {
+  const nodes: RedisProcess[] = []
+  for (let i = 0; i < masters; i++) {
+    const port = await freePort()
+    const dir = await tempDir(t)
+    nodes.push(startProcess(t, [
+      '--port', String(port), '--bind', HOST, '--cluster-enabled', 'yes', '--cluster-node-timeout', '2000',
+      '--cluster-config-file', join(dir, 'nodes.conf'), '--dir', dir, '--save', '', '--appendonly', 'no'
+    ], port))
+  }
+  for (const node of nodes) await until(async () => (await ask(node, 'PING')) === 'PONG', 10_000, 'a cluster node')
+  await promisify(execFile)('redis-cli', ['--cluster', 'create', ...nodes.map(n => `${n.host}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'])
+  for (const node of nodes) await until(async () => String(await ask(node, 'CLUSTER', 'INFO')).includes('cluster_state:ok'), 15_000, 'cluster_state:ok')
+  return nodes
+}
+
+/** The master serving the slot of a key (by its hash tag), from the cluster's own slot table. */
+export async function masterOfKey (node: Node, key: string): Promise<number> {
+  const slot = Number(await ask(node, 'CLUSTER', 'KEYSLOT', key))
+  const ranges = await ask(node, 'CLUSTER', 'SLOTS') as Array<[number, number, [string, number]]>
+  const range = ranges.find(([from, to]) => slot >= from && slot <= to)
+  if (!range) throw new Error(`slot ${slot} is not served`)
+  return range[2][1]
+}
+
+export interface SentinelSetup {
+  master: RedisProcess
+  replica: RedisProcess
+  sentinels: RedisProcess[]
+  name: string
+  password: string
+}
+
+/**
+ * One master, one replica and three sentinels, all requiring a password (as a managed deployment
+ * does). The sentinels take the master for down after 500 ms without an answer, and two agree.
+ */
+export async function startSentinels (t: TestContext, name = 'tollgate'): Promise<SentinelSetup> {
+  const password = `pw-${Math.random().toString(36).slice(2)}`
+  const auth = ['--requirepass', password, '--masterauth', password]
+  const common = ['--bind', HOST, '--save', '', '--appendonly', 'no']
+  const masterPort = await freePort()
+  const master = startProcess(t, ['--port', String(masterPort), ...common, ...auth], masterPort)
+  const replicaPort = await freePort()
+  const replica = startProcess(t, ['--port', String(replicaPort), ...common, ...auth, '--replicaof', HOST, String(masterPort)], replicaPort)
+  const authed = (node: Node) => ({ ...node, password })
+  await until(async () => String(await ask(authed(replica), 'INFO', 'replication')).includes('master_link_status:up'), 15_000, 'the replica to sync')
+
+  const sentinels: RedisProcess[] = []
+  for (let i = 0; i < 3; i++) {
+    const port = await freePort()
+    const dir = await tempDir(t)
+    const file = join(dir, 'sentinel.conf')
+    // A sentinel rewrites its config file, so each has its own.
+    await writeFile(file, [
+      `port ${port}`, `bind ${HOST}`, `dir ${dir}`, `requirepass ${password}`, `sentinel sentinel-pass ${password}`,
+      `sentinel monitor ${name} ${HOST} ${masterPort} 2`, `sentinel auth-pass ${name} ${password}`,
+      `sentinel down-after-milliseconds ${name} 500`, `sentinel failover-timeout ${name} 5000`, `sentinel parallel-syncs ${name} 1`
+    ].join('\n') + '\n')
+    sentinels.push(startProcess(t, [file, '--sentinel'], port))
+  }
+  for (const sentinel of sentinels) {
+    await until(async () => {
+      const known = await ask(authed(sentinel), 'SENTINEL', 'SENTINELS', name) as unknown[] | undefined
+      const replicas = await ask(authed(sentinel), 'SENTINEL', 'REPLICAS', name) as unknown[] | undefined
+      return known?.length === 2 && replicas?.length === 1
+    }, 20_000, 'the sentinels to find each other and the replica')
+  }
+  return { master, replica, sentinels, name, password }
+}
