@@ -6,14 +6,15 @@ import fp from 'fastify-plugin'
 import type { Config } from '../src/config.js'
 import { openDatabase, type Database } from '../src/database.js'
 import { loadKeys, publicJwks, type PublicJwk } from '../src/keys.js'
-import { configFromOptions, type TollgateOptions } from '../src/options.js'
+import { OptionsError, configFromOptions, type TollgateOptions } from '../src/options.js'
 import { createPasswordHasher, type PasswordHasher } from '../src/password.js'
-import { createRedisClient, waitForFirstConnection, type RedisClient } from '../src/redis-client.js'
+import { createRedisClient, isCluster, waitForFirstConnection, type RedisClient } from '../src/redis-client.js'
 import { BODY_LIMIT, VALIDATION_OPTIONS, sharedSchemas } from '../src/schemas.js'
 import { createSessionService, type SessionService } from '../src/sessions/session-service.js'
 import type { TokenStore } from '../src/token-store/index.js'
 import { createMemoryTokenStore } from '../src/token-store/memory.js'
 import { createRedisTokenStore } from '../src/token-store/redis.js'
+import { withReplicaAcknowledgement } from '../src/token-store/replica-acknowledged.js'
 import { createTokenService, type TokenService } from '../src/tokens/token-service.js'
 import { createUserRepository, type UserRepository } from '../src/user-repository.js'
 import authenticatePlugin from './authenticate.js'
@@ -110,6 +111,10 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
   } else {
     if (redis) {
       tokenStore = createRedisTokenStore({ redis, prefix: config.REDIS_KEY_PREFIX, ...storeOptions })
+      if (config.REDIS_WAIT_REPLICAS > 0) {
+        if (isCluster(redis)) throw new OptionsError(['redisWaitReplicas: not supported with a Redis Cluster client (WAIT would have to reach the master of each user\'s slot)'])
+        tokenStore = withReplicaAcknowledgement(tokenStore, redis, config.REDIS_WAIT_REPLICAS)
+      }
     } else {
       await mkdir(config.DATA_DIR, { recursive: true, mode: 0o700 })
       tokenStore = createMemoryTokenStore({ ...storeOptions, snapshotPath: join(config.DATA_DIR, 'token-store.json') })

@@ -23,6 +23,7 @@ export const ConfigSchema = Type.Object({
   REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'the password of the sentinels themselves' })),
   REDIS_TLS: Type.Boolean({ default: false, description: 'true or false' }),
   REDIS_TLS_CA: Type.Optional(Type.String({ minLength: 1, description: 'CA certificates in PEM that the Redis servers\' certificates chain to' })),
+  REDIS_WAIT_REPLICAS: Type.Integer({ default: 0, minimum: 0, maximum: 5, description: 'replicas that must have each revocation before it is acknowledged (Redis WAIT)' }),
   REDIS_KEY_PREFIX: Type.String({ default: 'tollgate', pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'letters, digits, _ . - (1-64)' }),
   MIGRATE_AT_START: Type.Boolean({ default: true, description: 'true or false' }),
   DATA_DIR: Type.String({ default: './.data', minLength: 1, description: 'a directory path' }),
@@ -159,6 +160,9 @@ function redisProblems (config: Config): string[] {
   if (config.REDIS_USERNAME !== undefined && config.REDIS_PASSWORD === undefined) problems.push('REDIS_USERNAME: needs REDIS_PASSWORD')
   if (config.REDIS_SENTINEL_USERNAME !== undefined && config.REDIS_SENTINEL_PASSWORD === undefined) problems.push('REDIS_SENTINEL_USERNAME: needs REDIS_SENTINEL_PASSWORD')
   if (config.REDIS_TLS_CA !== undefined && !config.REDIS_TLS && !problems.some(p => p.startsWith('REDIS_TLS_CA:'))) problems.push('REDIS_TLS_CA: only used with REDIS_TLS=true')
+  if (config.REDIS_WAIT_REPLICAS > 0 && config.REDIS_CLUSTER_NODES !== undefined) {
+    problems.push('REDIS_WAIT_REPLICAS: not supported with REDIS_CLUSTER_NODES (WAIT would have to reach the master of each user\'s slot); use it with REDIS_URL or REDIS_SENTINELS')
+  }
   if (config.REDIS_TLS_CA !== undefined && !config.REDIS_TLS_CA.includes('-----BEGIN CERTIFICATE-----')) problems.push('REDIS_TLS_CA: expected certificates in PEM (-----BEGIN CERTIFICATE-----)')
   return problems
 }

@@ -56,6 +56,13 @@ export interface TollgateOptions {
   redisTls?: boolean
   /** CA certificates (PEM) the Redis servers' certificates chain to, with `redisTls` (REDIS_TLS_CA). Default: Node's CAs. */
   redisTlsCa?: string
+  /**
+   * Replicas that must hold each revocation (logout, logout-all, ending a session, revoking a token)
+   * before it is acknowledged, checked with Redis WAIT (REDIS_WAIT_REPLICAS). Without them a failover
+   * to a replica that was behind can bring a revoked session back. Only with `redis` as a URL or
+   * `redisSentinels`. Default 0.
+   */
+  redisWaitReplicas?: number
   /** Start of every Redis key (REDIS_KEY_PREFIX), so deployments can share a Redis. Default `tollgate`. */
   redisKeyPrefix?: string
   /** A token store of your own, instead of the Redis or in-process one (see `tollgate/token-store`). */
@@ -133,6 +140,7 @@ const VARIABLE_OF = {
   redisSentinelPassword: 'REDIS_SENTINEL_PASSWORD',
   redisTls: 'REDIS_TLS',
   redisTlsCa: 'REDIS_TLS_CA',
+  redisWaitReplicas: 'REDIS_WAIT_REPLICAS',
   dataDir: 'DATA_DIR',
   accessTokenAlg: 'ACCESS_TOKEN_ALG',
   accessTokenPrivateKey: 'ACCESS_TOKEN_PRIVATE_KEY',

@@ -12,6 +12,7 @@ export interface RedisClient {
   defineCommand (name: string, definition: { lua: string, numberOfKeys?: number }): void
   ping (): Promise<string>
   smembers (key: string): Promise<string[]>
+  call (command: string, ...args: Array<string | number>): Promise<unknown>
 }
 
 /**
@@ -89,7 +90,7 @@ export function createRedisClient (settings: RedisSettings, onError: (err: Error
 }
 
 // Duck-typed: a host's Cluster client may come from another copy or major version of ioredis.
-function isCluster (client: RedisClient): client is RedisClient & Pick<Cluster, 'nodes'> {
+export function isCluster (client: RedisClient): client is RedisClient & Pick<Cluster, 'nodes'> {
   return (client as { isCluster?: unknown }).isCluster === true && typeof (client as { nodes?: unknown }).nodes === 'function'
 }
 

@@ -69,6 +69,7 @@ export function tollgateOptions (config: Config): TollgateOptions {
     redisSentinelPassword: config.REDIS_SENTINEL_PASSWORD,
     redisTls: config.REDIS_TLS,
     redisTlsCa: config.REDIS_TLS_CA,
+    redisWaitReplicas: config.REDIS_WAIT_REPLICAS,
     dataDir: config.DATA_DIR,
     accessTokenAlg: config.ACCESS_TOKEN_ALG,
     accessTokenPrivateKey: config.ACCESS_TOKEN_PRIVATE_KEY,

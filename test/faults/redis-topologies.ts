@@ -120,10 +120,11 @@ export async function startSentinels (t: TestContext, name = 'tollgate'): Promis
   const password = `pw-${Math.random().toString(36).slice(2)}`
   const auth = ['--requirepass', password, '--masterauth', password]
   const common = ['--bind', HOST, '--save', '', '--appendonly', 'no']
+  // Each in a directory of its own: a replica writes the RDB of its first sync there.
   const masterPort = await freePort()
-  const master = startProcess(t, ['--port', String(masterPort), ...common, ...auth], masterPort)
+  const master = startProcess(t, ['--port', String(masterPort), '--dir', await tempDir(t), ...common, ...auth], masterPort)
   const replicaPort = await freePort()
-  const replica = startProcess(t, ['--port', String(replicaPort), ...common, ...auth, '--replicaof', HOST, String(masterPort)], replicaPort)
+  const replica = startProcess(t, ['--port', String(replicaPort), '--dir', await tempDir(t), ...common, ...auth, '--replicaof', HOST, String(masterPort)], replicaPort)
   const authed = (node: Node) => ({ ...node, password })
   await until(async () => String(await ask(authed(replica), 'INFO', 'replication')).includes('master_link_status:up'), 15_000, 'the replica to sync')
 
