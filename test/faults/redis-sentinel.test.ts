@@ -3,10 +3,11 @@
 // 503 or its usual answer, never 500 and never 200 for a revoked token, and Tollgate follows the new
 // master without a restart.
 import { randomUUID } from 'node:crypto'
+import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { bearer, build, type TestApp, type TokenPair } from '../helper.js'
-import { ask, startSentinels, until, type SentinelSetup } from './redis-topologies.js'
+import { TLS_CA, ask, startSentinels, until, type SentinelSetup } from './redis-topologies.js'
 import { expectUnavailableFast } from './support.js'
 
 const PASSWORD = 'correct horse battery staple'
@@ -22,22 +23,34 @@ async function loginPair (app: TestApp, email: string): Promise<TokenPair> {
 /** Until the replica has every write the master acknowledged (so the test knows what a failover keeps). */
 async function replicated (setup: SentinelSetup): Promise<void> {
   const offset = async (node: typeof setup.master, field: string) =>
-    Number(new RegExp(`${field}:(\\d+)`).exec(String(await ask({ ...node, password: setup.password }, 'INFO', 'replication')))?.[1] ?? -1)
+    Number(new RegExp(`${field}:(\\d+)`).exec(String(await ask({ ...node, password: setup.password, tls: setup.tls }, 'INFO', 'replication')))?.[1] ?? -1)
   const target = await offset(setup.master, 'master_repl_offset')
   await until(async () => await offset(setup.replica, 'slave_repl_offset') >= target, 10_000, 'the replica to catch up')
 }
 
-t.test('a Sentinel failover: 503 while it lasts, never 500, never a revoked token; recovery without a restart', async t => {
-  const setup = await startSentinels(t)
-  const app = await build(t, {
-    config: {
-      REDIS_URL: undefined,
-      REDIS_SENTINELS: setup.sentinels.map(s => `${s.host}:${s.port}`).join(','),
-      REDIS_SENTINEL_NAME: setup.name,
-      REDIS_PASSWORD: setup.password,
-      REDIS_SENTINEL_PASSWORD: setup.password
-    }
+/** The settings of a deployment behind these sentinels. */
+function sentinelConfig (setup: SentinelSetup) {
+  return {
+    REDIS_URL: undefined,
+    REDIS_SENTINELS: setup.sentinels.map(s => `${s.host}:${s.port}`).join(','),
+    REDIS_SENTINEL_NAME: setup.name,
+    REDIS_PASSWORD: setup.password,
+    REDIS_SENTINEL_PASSWORD: setup.password,
+    ...(setup.tls && { REDIS_TLS: true, REDIS_TLS_CA: TLS_CA })
+  }
+}
+
+for (const tls of [false, true]) {
+  t.test(`a Sentinel failover${tls ? ', all over TLS' : ''}: 503 while it lasts, never 500, never a revoked token; recovery without a restart`, async t => {
+    await failover(t, await startSentinels(t, { tls }))
   })
+}
+
+async function failover (t: Test, setup: SentinelSetup) {
+  // The app's warnings (Redis connection errors), shown if it does not recover.
+  const warnings: string[] = []
+  const logStream = new Writable({ write (chunk, _encoding, done) { warnings.push(String(chunk)); done() } })
+  const app = await build(t, { config: { ...sentinelConfig(setup), LOG_LEVEL: 'warn' }, logStream })
   const ready = await app.inject({ method: 'GET', url: '/health/ready' })
   t.equal(ready.statusCode, 200, 'ready through the sentinels')
 
@@ -74,7 +87,9 @@ t.test('a Sentinel failover: 503 while it lasts, never 500, never a revoked toke
     await sleep(PROBE_PAUSE_MS)
   }
   const summary = JSON.stringify(Object.fromEntries(Object.entries(seen).map(([k, v]) => [k, Object.fromEntries(v)])))
-  t.ok(recovered, `recovered within ${FAILOVER_BOUND_MS} ms, without a restart (${summary})`)
+  const secured = { password: setup.password, tls: setup.tls }
+  const view = recovered ? '' : ` sentinels see the master at ${JSON.stringify(await ask({ ...setup.sentinels[0]!, ...secured }, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', setup.name))}, the replica (${setup.replica.port}) is ${JSON.stringify(await ask({ ...setup.replica, ...secured }, 'ROLE'))}; last warnings: ${warnings.slice(-5).join('')}`
+  t.ok(recovered, `recovered within ${FAILOVER_BOUND_MS} ms, without a restart (${summary})${view}`)
   t.ok(seen.me.has(503), 'requests during the failover answered 503')
   t.same([...seen.me.keys()].filter(s => s !== 200 && s !== 503), [], 'a live token: only 200 or 503')
   t.same([...seen.revokedAccess.keys()].filter(s => s !== 401 && s !== 503), [], 'a revoked access token: only 401 or 503, never 200')
@@ -82,25 +97,18 @@ t.test('a Sentinel failover: 503 while it lasts, never 500, never a revoked toke
   t.same([...seen.ready.keys()].filter(s => s !== 200 && s !== 503), [], 'readiness: 200 or 503')
 
   // The promoted replica serves everything, the revocation included.
-  const promoted = await ask({ ...setup.replica, password: setup.password }, 'ROLE') as unknown[]
+  const promoted = await ask({ ...setup.replica, password: setup.password, tls: setup.tls }, 'ROLE') as unknown[]
   t.equal(promoted[0], 'master', 'the replica was promoted')
   t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: bearer(revoked.access_token) })).statusCode, 401, 'the revoked access token is still refused')
   t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: revoked.refresh_token } })).statusCode, 400, 'the revoked refresh token is still refused')
   const rotated = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: live.refresh_token } })
   t.equal(rotated.statusCode, 200, 'the live session rotates on the new master')
   await loginPair(app, email)
-})
+}
 
 t.test('REDIS_WAIT_REPLICAS: a revocation is acknowledged once a replica holds it, else 503', async t => {
   const setup = await startSentinels(t)
-  const sentinelConfig = {
-    REDIS_URL: undefined,
-    REDIS_SENTINELS: setup.sentinels.map(s => `${s.host}:${s.port}`).join(','),
-    REDIS_SENTINEL_NAME: setup.name,
-    REDIS_PASSWORD: setup.password,
-    REDIS_SENTINEL_PASSWORD: setup.password
-  }
-  const waiting = await build(t, { config: { ...sentinelConfig, REDIS_WAIT_REPLICAS: 1 } })
+  const waiting = await build(t, { config: { ...sentinelConfig(setup), REDIS_WAIT_REPLICAS: 1 } })
   const email = `wait-${randomUUID()}@example.com`
   t.equal((await waiting.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })).statusCode, 201, 'register')
   const logout = (app: TestApp, access: string) => app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(access) })
@@ -125,7 +133,7 @@ t.test('REDIS_WAIT_REPLICAS: a revocation is acknowledged once a replica holds i
   t.equal((await logout(waiting, fourth.access_token)).statusCode, 204, 'acknowledged again once the replica is back')
 
   // Without the setting the same outage is acknowledged at once: a failover then could undo it.
-  const plain = await build(t, { config: sentinelConfig })
+  const plain = await build(t, { config: sentinelConfig(setup) })
   const other = `plain-${randomUUID()}@example.com`
   t.equal((await plain.inject({ method: 'POST', url: '/auth/register', payload: { email: other, password: PASSWORD } })).statusCode, 201)
   const fifth = await loginPair(plain, other)

@@ -3,6 +3,7 @@
 // (redis-server --sentinel). Every process is killed at teardown.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -11,6 +12,19 @@ import { Redis } from 'ioredis'
 import { tempDir, type TestContext } from '../helper.js'
 
 const HOST = '127.0.0.1'
+
+// Test-only certificates: a CA and a server certificate for 127.0.0.1 that it signed.
+const TLS_DIR = join(import.meta.dirname, 'redis-tls')
+export const TLS_CA = readFileSync(join(TLS_DIR, 'ca.pem'), 'utf8')
+
+/** The arguments that make a redis-server listen with TLS only, on `port`. */
+function tlsArgs (port: number): string[] {
+  return ['--port', '0', '--tls-port', String(port), '--tls-cert-file', join(TLS_DIR, 'server.pem'),
+    '--tls-key-file', join(TLS_DIR, 'server-key.pem'), '--tls-ca-cert-file', join(TLS_DIR, 'ca.pem'), '--tls-auth-clients', 'no']
+}
+
+/** How the test's topologies are secured: a password on every process, and TLS if asked. */
+export interface Security { password?: string, tls?: boolean }
 
 export interface Node { host: string, port: number }
 
@@ -56,8 +70,9 @@ function startProcess (t: TestContext, args: string[], port: number): RedisProce
 }
 
 /** Sends one command to one node (with its password, if any); undefined when it does not answer. */
-export async function ask (node: Node & { password?: string }, ...command: string[]): Promise<unknown> {
-  const redis = new Redis({ ...node, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 1000 })
+export async function ask (node: Node & Security, ...command: string[]): Promise<unknown> {
+  const { tls, ...address } = node
+  const redis = new Redis({ ...address, ...(tls && { tls: { ca: TLS_CA } }), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 1000 })
   redis.on('error', () => {})
   try {
     await redis.connect()
@@ -79,19 +94,23 @@ export async function until (check: () => Promise<boolean>, timeoutMs = 15_000, 
 }
 
 /** A Redis Cluster of `masters` masters, no replicas, every slot assigned and the state ok. */
-export async function startRedisCluster (t: TestContext, masters = 3): Promise<RedisProcess[]> {
+export async function startRedisCluster (t: TestContext, { masters = 3, password, tls = false }: Security & { masters?: number } = {}): Promise<RedisProcess[]> {
   const nodes: RedisProcess[] = []
   for (let i = 0; i < masters; i++) {
     const port = await freePort()
     const dir = await tempDir(t)
     nodes.push(startProcess(t, [
-      '--port', String(port), '--bind', HOST, '--cluster-enabled', 'yes', '--cluster-node-timeout', '2000',
+      ...(tls ? [...tlsArgs(port), '--tls-cluster', 'yes'] : ['--port', String(port)]),
+      ...(password ? ['--requirepass', password, '--masterauth', password] : []),
+      '--bind', HOST, '--cluster-enabled', 'yes', '--cluster-node-timeout', '2000',
       '--cluster-config-file', join(dir, 'nodes.conf'), '--dir', dir, '--save', '', '--appendonly', 'no'
     ], port))
   }
-  for (const node of nodes) await until(async () => (await ask(node, 'PING')) === 'PONG', 10_000, 'a cluster node')
-  await promisify(execFile)('redis-cli', ['--cluster', 'create', ...nodes.map(n => `${n.host}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'])
-  for (const node of nodes) await until(async () => String(await ask(node, 'CLUSTER', 'INFO')).includes('cluster_state:ok'), 15_000, 'cluster_state:ok')
+  const secured = (node: Node) => ({ ...node, password, tls })
+  for (const node of nodes) await until(async () => (await ask(secured(node), 'PING')) === 'PONG', 10_000, 'a cluster node')
+  const cli = [...(tls ? ['--tls', '--cacert', join(TLS_DIR, 'ca.pem')] : []), ...(password ? ['-a', password, '--no-auth-warning'] : [])]
+  await promisify(execFile)('redis-cli', [...cli, '--cluster', 'create', ...nodes.map(n => `${n.host}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'])
+  for (const node of nodes) await until(async () => String(await ask(secured(node), 'CLUSTER', 'INFO')).includes('cluster_state:ok'), 15_000, 'cluster_state:ok')
   return nodes
 }
 
@@ -110,23 +129,25 @@ export interface SentinelSetup {
   sentinels: RedisProcess[]
   name: string
   password: string
+  tls: boolean
 }
 
 /**
  * One master, one replica and three sentinels, all requiring a password (as a managed deployment
- * does). The sentinels take the master for down after 500 ms without an answer, and two agree.
+ * does), and with `tls` speaking TLS only. The sentinels take the master for down after 500 ms
+ * without an answer, and two must agree.
  */
-export async function startSentinels (t: TestContext, name = 'tollgate'): Promise<SentinelSetup> {
+export async function startSentinels (t: TestContext, { name = 'tollgate', tls = false }: { name?: string, tls?: boolean } = {}): Promise<SentinelSetup> {
   const password = `pw-${Math.random().toString(36).slice(2)}`
-  const auth = ['--requirepass', password, '--masterauth', password]
-  const common = ['--bind', HOST, '--save', '', '--appendonly', 'no']
+  const listen = (port: number) => tls ? [...tlsArgs(port), '--tls-replication', 'yes'] : ['--port', String(port)]
+  const common = ['--bind', HOST, '--save', '', '--appendonly', 'no', '--requirepass', password, '--masterauth', password]
   // Each in a directory of its own: a replica writes the RDB of its first sync there.
   const masterPort = await freePort()
-  const master = startProcess(t, ['--port', String(masterPort), '--dir', await tempDir(t), ...common, ...auth], masterPort)
+  const master = startProcess(t, [...listen(masterPort), '--dir', await tempDir(t), ...common], masterPort)
   const replicaPort = await freePort()
-  const replica = startProcess(t, ['--port', String(replicaPort), '--dir', await tempDir(t), ...common, ...auth, '--replicaof', HOST, String(masterPort)], replicaPort)
-  const authed = (node: Node) => ({ ...node, password })
-  await until(async () => String(await ask(authed(replica), 'INFO', 'replication')).includes('master_link_status:up'), 15_000, 'the replica to sync')
+  const replica = startProcess(t, [...listen(replicaPort), '--dir', await tempDir(t), ...common, '--replicaof', HOST, String(masterPort)], replicaPort)
+  const secured = (node: Node) => ({ ...node, password, tls })
+  await until(async () => String(await ask(secured(replica), 'INFO', 'replication')).includes('master_link_status:up'), 15_000, 'the replica to sync')
 
   const sentinels: RedisProcess[] = []
   for (let i = 0; i < 3; i++) {
@@ -135,7 +156,11 @@ export async function startSentinels (t: TestContext, name = 'tollgate'): Promis
     const file = join(dir, 'sentinel.conf')
     // A sentinel rewrites its config file, so each has its own.
     await writeFile(file, [
-      `port ${port}`, `bind ${HOST}`, `dir ${dir}`, `requirepass ${password}`, `sentinel sentinel-pass ${password}`,
+      ...(tls
+        ? ['port 0', `tls-port ${port}`, `tls-cert-file ${join(TLS_DIR, 'server.pem')}`, `tls-key-file ${join(TLS_DIR, 'server-key.pem')}`,
+            `tls-ca-cert-file ${join(TLS_DIR, 'ca.pem')}`, 'tls-auth-clients no', 'tls-replication yes']
+        : [`port ${port}`]),
+      `bind ${HOST}`, `dir ${dir}`, `requirepass ${password}`, `sentinel sentinel-pass ${password}`,
       `sentinel monitor ${name} ${HOST} ${masterPort} 2`, `sentinel auth-pass ${name} ${password}`,
       `sentinel down-after-milliseconds ${name} 500`, `sentinel failover-timeout ${name} 5000`, `sentinel parallel-syncs ${name} 1`
     ].join('\n') + '\n')
@@ -143,10 +168,10 @@ export async function startSentinels (t: TestContext, name = 'tollgate'): Promis
   }
   for (const sentinel of sentinels) {
     await until(async () => {
-      const known = await ask(authed(sentinel), 'SENTINEL', 'SENTINELS', name) as unknown[] | undefined
-      const replicas = await ask(authed(sentinel), 'SENTINEL', 'REPLICAS', name) as unknown[] | undefined
+      const known = await ask(secured(sentinel), 'SENTINEL', 'SENTINELS', name) as unknown[] | undefined
+      const replicas = await ask(secured(sentinel), 'SENTINEL', 'REPLICAS', name) as unknown[] | undefined
       return known?.length === 2 && replicas?.length === 1
     }, 20_000, 'the sentinels to find each other and the replica')
   }
-  return { master, replica, sentinels, name, password }
+  return { master, replica, sentinels, name, password, tls }
 }

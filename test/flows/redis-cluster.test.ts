@@ -2,9 +2,12 @@
 // instances on one PostgreSQL database, for users whose keys live on different masters. Then a
 // master dies, and readiness says so on both instances.
 import { randomBytes, randomUUID } from 'node:crypto'
+import Fastify from 'fastify'
+import { Cluster } from 'ioredis'
 import t from 'tap'
-import { bearer, build, createTestDatabase, testKeys, type TestApp, type TokenPair } from '../helper.js'
-import { masterOfKey, startRedisCluster } from '../faults/redis-topologies.js'
+import tollgate, { redisClusterOptions } from '../../plugins/tollgate.js'
+import { bearer, build, createTestDatabase, pluginOptions, testKeys, type TestApp, type TokenPair } from '../helper.js'
+import { TLS_CA, masterOfKey, startRedisCluster } from '../faults/redis-topologies.js'
 import { eventually, expectUnavailable } from '../faults/support.js'
 import { INVALID_GRANT } from './support.js'
 
@@ -111,6 +114,25 @@ t.test('two instances on a 3-master Redis Cluster', async t => {
     }
   })
 
+  t.test('a host hands over its own Cluster client (created with redisClusterOptions)', async t => {
+    const client = new Cluster(nodes.map(({ host, port }) => ({ host, port })), redisClusterOptions)
+    t.teardown(() => client.disconnect())
+    const host = Fastify()
+    t.teardown(() => host.close())
+    const warnings: string[] = []
+    host.log.warn = ((message: unknown) => { warnings.push(String(message)) }) as typeof host.log.warn
+    await host.register(tollgate, await pluginOptions(t, { redis: client, health: true }))
+    await host.ready()
+    t.equal((await host.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200, 'ready')
+    t.match(warnings, [], 'no warning: the client fails fast')
+    const email = `host-${randomUUID()}@example.com`
+    t.equal((await host.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })).statusCode, 201)
+    const pair = await host.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } })
+    t.equal(pair.statusCode, 200, 'login')
+    t.equal((await host.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: pair.json().refresh_token } })).statusCode, 200, 'refresh')
+    t.equal(client.status, 'ready', 'the host\'s client is left as it was')
+  })
+
   t.test('a master dies: both instances are not ready, and its users get 503', async t => {
     const port = nodes[0]!.port
     // A live user on the master that is about to die.
@@ -130,4 +152,25 @@ t.test('two instances on a 3-master Redis Cluster', async t => {
       expectUnavailable(t, await eventually('protected request', 503, () => me(app, victim!.access)), 'a user on the dead master')
     }
   })
+})
+
+t.test('a cluster over TLS with a password (REDIS_TLS, REDIS_TLS_CA, REDIS_PASSWORD)', async t => {
+  const password = `pw-${randomBytes(6).toString('hex')}`
+  const nodes = await startRedisCluster(t, { tls: true, password })
+  const seeds = nodes.map(n => `${n.host}:${n.port}`).join(',')
+  const app = await build(t, { config: { REDIS_URL: undefined, REDIS_CLUSTER_NODES: seeds, REDIS_PASSWORD: password, REDIS_TLS: true, REDIS_TLS_CA: TLS_CA } })
+  const ready = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(ready.statusCode, 200, 'ready')
+  const email = `tls-${randomUUID()}@example.com`
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })).statusCode, 201, 'register')
+  const pair = await tokens(app, email)
+  const rotated = await refresh(app, pair.refresh_token)
+  t.equal(rotated.statusCode, 200, 'refresh')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(rotated.json().access_token) })).statusCode, 204, 'logout')
+
+  // Without the CA, the servers' certificates are not trusted: not ready, and requests answer 503.
+  const untrusting = await build(t, { config: { REDIS_URL: undefined, REDIS_CLUSTER_NODES: seeds, REDIS_PASSWORD: password, REDIS_TLS: true } })
+  const notReady = await untrusting.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(notReady.statusCode, 503, 'an untrusted certificate: not ready')
+  expectUnavailable(t, await untrusting.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } }), 'login without a trusted certificate')
 })
