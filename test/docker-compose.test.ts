@@ -1,7 +1,11 @@
+import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import t from 'tap'
 import { parse } from 'yaml'
 import { ConfigSchema, loadConfig, type ConfigInput } from '../src/config.js'
+import { ask, freePort, startProcess, until } from './faults/redis-topologies.js'
+import { tempDir } from './helper.js'
 
 const root = new URL('..', import.meta.url)
 const read = (file: string) => readFile(new URL(file, root), 'utf8')
@@ -61,4 +65,45 @@ t.test('the Dockerfile builds in stages and runs as a user other than root', asy
   t.ok(users.length > 0, 'the final stage sets USER')
   const user = (users.at(-1) ?? '').split(':')[0]
   t.ok(user && user !== 'root' && user !== '0', `the final USER is not root: ${user}`)
+})
+
+t.test('docker-compose.cluster.yml points the app at a 3-master Redis Cluster', async t => {
+  const base = parse(await read('docker-compose.yml')) as { services: Record<string, Service> }
+  const cluster = parse(await read('docker-compose.cluster.yml'), { merge: true }) as { services: Record<string, Service & { entrypoint?: string[] }> }
+
+  // Compose merges an override's environment into the base service's, key by key.
+  const environment = { ...environmentOf(base.services.app), ...environmentOf(cluster.services.app) }
+  const values = Object.fromEntries(Object.entries(environment).map(([key, value]) => [key, withDefaults(value)]))
+  const config = loadConfig(values as ConfigInput)
+  t.equal(config.REDIS_URL, undefined, 'REDIS_URL is unset (empty)')
+  t.equal(config.REDIS_CLUSTER_NODES, 'redis-1:6379,redis-2:6379,redis-3:6379', 'the three cluster services')
+  const nodes = ['redis-1', 'redis-2', 'redis-3']
+  for (const name of nodes) {
+    const args = (cluster.services[name]?.command ?? []) as string[]
+    t.equal(cluster.services[name]?.image, 'redis:7', `${name}: redis 7`)
+    t.equal(args[args.indexOf('--cluster-enabled') + 1], 'yes', `${name}: cluster mode`)
+    t.equal(args[args.indexOf('--appendonly') + 1], 'yes', `${name}: AOF on`)
+  }
+
+  // Its parts, run here: the nodes' own arguments, and the init command (hosts resolved to
+  // 127.0.0.1 and the ports to free ones, as getent and the compose network would).
+  const ports: number[] = []
+  for (const name of nodes) {
+    const port = await freePort()
+    const dir = await tempDir(t)
+    const args = ((cluster.services[name]?.command ?? []) as string[]).slice(1).map(arg => arg.replace('/data/', `${dir}/`))
+    startProcess(t, [...args, '--port', String(port), '--bind', '127.0.0.1', '--dir', dir], port)
+    ports.push(port)
+  }
+  for (const port of ports) await until(async () => (await ask({ host: '127.0.0.1', port }, 'PING')) === 'PONG')
+  let script = String((cluster.services['redis-cluster-init']?.command as string[])[0]).replaceAll('$$', '$')
+  nodes.forEach((name, i) => {
+    script = script.replace(`$(getent hosts ${name} | cut -d' ' -f1):6379`, `127.0.0.1:${ports[i]}`).replace(`-h ${name} `, `-h 127.0.0.1 -p ${ports[i]} `)
+  })
+  t.notMatch(script, /redis-\d|getent|6379/, `every host resolved: ${script}`)
+  await promisify(execFile)('sh', ['-c', script])
+  for (const port of ports) await until(async () => String(await ask({ host: '127.0.0.1', port }, 'CLUSTER', 'INFO')).includes('cluster_state:ok'))
+  t.pass('the init command made a cluster')
+  await promisify(execFile)('sh', ['-c', script])
+  t.pass('and run again (a restart), it leaves the cluster as it is')
 })

@@ -36,7 +36,7 @@ export interface RedisProcess extends Node {
 }
 
 /** A free port whose cluster-bus port (port + 10000) is free too. */
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   for (;;) {
     const port = 20000 + Math.floor(Math.random() * 20000)
     if (await canListen(port) && await canListen(port + 10000)) return port
@@ -56,7 +56,7 @@ async function canListen (port: number): Promise<boolean> {
   }
 }
 
-function startProcess (t: TestContext, args: string[], port: number): RedisProcess {
+export function startProcess (t: TestContext, args: string[], port: number): RedisProcess {
   const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' })
   const kill = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return
