@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { DependencyError, MALFORMED_JSON_MESSAGE, OAuthError, TollgateError, challengeOf, isMalformedJson } from '../src/errors.js'
+import { logSafeError } from '../src/log-safe-error.js'
 
 // Codes for the 4xx errors Fastify and its plugins raise, so no library code reaches a client.
 const CODE_BY_STATUS: Record<number, string> = {
@@ -30,7 +31,8 @@ function statusText (status: number): string {
  */
 export function handleError (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof DependencyError) {
-    request.log.error({ err: error.cause, dependency: error.dependency }, 'dependency unavailable')
+    // Cleaned: a database error's message holds the SQL with its values (addresses, hashes).
+    request.log.error({ err: logSafeError(error.cause), dependency: error.dependency }, 'dependency unavailable')
     return reply.code(503).header('retry-after', RETRY_AFTER_SECONDS)
       .send({ statusCode: 503, code: 'SERVICE_UNAVAILABLE', error: statusText(503), message: 'A backing service is unavailable; retry shortly' })
   }
@@ -40,7 +42,7 @@ export function handleError (error: FastifyError, request: FastifyRequest, reply
   }
   const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
   if (status >= 500) {
-    request.log.error({ err: error }, 'request failed')
+    request.log.error({ err: logSafeError(error) }, 'request failed')
     if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
     return reply.code(status).send({ statusCode: status, code: status === 503 ? 'SERVICE_UNAVAILABLE' : 'INTERNAL_ERROR', error: statusText(status), message: 'Something went wrong' })
   }

@@ -21,10 +21,15 @@ export function helmetHeaders (): Record<string, string> {
 export interface HttpSecurityOptions {
   /** Origins allowed by CORS; none: no CORS at all (the host's own, if it has one, still applies). */
   corsOrigins: string[]
+  /**
+   * Cookie mode (REFRESH_COOKIE): those origins, and only those, may send credentials (the refresh
+   * cookie) and the X-CSRF-Token header, and read the X-CSRF-Token response header.
+   */
+  credentials?: boolean
 }
 
 /** Security headers on every response of the context it is registered in, and CORS for the origins named. */
-export default fp(async function httpSecurityPlugin (fastify, { corsOrigins }: HttpSecurityOptions) {
+export default fp(async function httpSecurityPlugin (fastify, { corsOrigins, credentials = false }: HttpSecurityOptions) {
   const headers = helmetHeaders()
   // Swagger UI replaces the CSP with its own, looser one on /docs (see plugins/swagger.ts).
   fastify.addHook('onRequest', function securityHeaders (request, reply, done) {
@@ -37,11 +42,14 @@ export default fp(async function httpSecurityPlugin (fastify, { corsOrigins }: H
     throw new OptionsError(['corsOrigins: your app registers @fastify/cors already, and its policy covers Tollgate\'s routes too; leave corsOrigins unset'])
   }
   await fastify.register(cors, {
-    origin: corsOrigins,
+    // Only a listed origin is echoed, never `*`. With credentials, an unlisted origin gets no CORS
+    // header at all (a list alone would still send Access-Control-Allow-Credentials to it).
+    origin: credentials ? function listedOrigin (origin, done) { done(null, origin !== undefined && corsOrigins.includes(origin) ? origin : false) } : corsOrigins,
     methods: ['GET', 'POST', 'DELETE'],
-    allowedHeaders: ['authorization', 'content-type'],
-    // Tokens travel in headers and bodies, never cookies.
-    credentials: false,
+    allowedHeaders: credentials ? ['authorization', 'content-type', 'x-csrf-token'] : ['authorization', 'content-type'],
+    // Without cookie mode tokens travel in headers and bodies only, so no credentials are allowed.
+    credentials,
+    ...(credentials && { exposedHeaders: ['x-csrf-token'] }),
     maxAge: 600
   })
 }, { name: 'tollgate-http-security', fastify: '5.x' })

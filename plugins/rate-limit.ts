@@ -20,6 +20,13 @@ export interface RateLimits {
   perUser: Hook
   /** Per introspection client (RFC 7662 §4), once it has authenticated. */
   perClient: (clientId: string, reply: FastifyReply) => Promise<void>
+  /**
+   * Per address: password-reset requests for the email in the body, known or not, from anywhere:
+   * RESET_REQUESTS_PER_ADDRESS a window of RESET_REQUEST_WINDOW_SECONDS. Needs the parsed body.
+   */
+  perResetAddress: Hook
+  /** Per user: one verification mail a minute, keyed by `request.user.id`; a preHandler. */
+  perUserVerificationMail: Hook
 }
 
 interface Store {
@@ -31,6 +38,12 @@ interface Store {
 const require = createRequire(import.meta.url)
 const RedisStore = require('@fastify/rate-limit/store/RedisStore.js') as new (continueExceeding: boolean, exponentialBackoff: boolean, redis: unknown, namespace: string) => Store
 const LocalStore = require('@fastify/rate-limit/store/LocalStore.js') as new (continueExceeding: boolean, exponentialBackoff: boolean, cache?: number) => Store
+
+// Each accepted reset request mails its address: a budget of a few an hour keeps a stranger from
+// flooding someone's mailbox (login's 10 per 15 minutes would be ~960 mails a day), and still
+// leaves its owner a retry or two when a mail is slow or lost.
+export const RESET_REQUESTS_PER_ADDRESS = 3
+export const RESET_REQUEST_WINDOW_SECONDS = 3600
 
 /** Counts one request against `key`; a store error (Redis down or slow) fails closed as 503. */
 function increment (store: Store, key: string, windowMs: number, max: number): Promise<{ current: number, ttl: number }> {
@@ -60,6 +73,9 @@ export function createRateLimits (config: Config, redis: RedisClient | undefined
   const ipLimit = limiter({ max: config.RATE_LIMIT_MAX, windowSeconds: config.RATE_LIMIT_WINDOW })
   const accountLimit = limiter({ max: config.ACCOUNT_RATE_LIMIT_MAX, windowSeconds: config.ACCOUNT_RATE_LIMIT_WINDOW })
   const clientLimit = limiter({ max: config.INTROSPECTION_RATE_LIMIT_MAX, windowSeconds: config.RATE_LIMIT_WINDOW })
+  const verificationMailLimit = limiter({ max: 1, windowSeconds: 60 })
+  const resetRequestLimit = limiter({ max: RESET_REQUESTS_PER_ADDRESS, windowSeconds: RESET_REQUEST_WINDOW_SECONDS })
+  const emailKey = (request: FastifyRequest) => createHash('sha256').update(normaliseEmail(String((request.body as { email?: unknown })?.email ?? ''))).digest('base64url')
   return {
     // request.ip honours X-Forwarded-For only from the proxies the host's trustProxy names.
     perIp: (request, reply) => ipLimit(`ip:${request.routeOptions.url}:${request.ip}`, reply),
@@ -71,6 +87,9 @@ export function createRateLimits (config: Config, redis: RedisClient | undefined
     // would cost a database read before every limit check. The price: a token holder gets
     // ACCOUNT_RATE_LIMIT_MAX guesses per window here besides login's, instead of unlimited ones.
     perUser: (request, reply) => accountLimit(`password-check:${request.user.id}`, reply),
-    perClient: (clientId, reply) => clientLimit(`client:${clientId}`, reply)
+    perClient: (clientId, reply) => clientLimit(`client:${clientId}`, reply),
+    // Hashed like the account key; counted before the address is looked up, so a 429 says nothing about it.
+    perResetAddress: (request, reply) => resetRequestLimit(`reset-request:${emailKey(request)}`, reply),
+    perUserVerificationMail: (request, reply) => verificationMailLimit(`verification-mail:${request.user.id}`, reply)
   }
 }

@@ -1,11 +1,33 @@
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
+import { CSRF_COOKIE_NAME, CSRF_HEADER, REFRESH_COOKIE_NAME } from '../src/refresh-cookie.js'
 
 // sha256 of the <style> in swagger-ui-dist 5.32.1's logo (@fastify/swagger-ui 5.2.6); an upgrade may change it.
 const SWAGGER_UI_LOGO_STYLE = 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='
 
-export default fp(async function swaggerPlugin (fastify) {
+export interface SwaggerOptions {
+  /** Cookie mode (REFRESH_COOKIE): the refresh cookie and the CSRF header are security schemes. */
+  refreshCookie?: boolean
+}
+
+/** The security schemes of cookie mode, as routes/auth/cookie-support.ts names them. */
+const COOKIE_SECURITY_SCHEMES = {
+  refreshCookie: {
+    type: 'apiKey',
+    in: 'cookie',
+    name: REFRESH_COOKIE_NAME,
+    description: `The refresh token, in the HttpOnly cookie that login and refresh set (REFRESH_COOKIE). Browsers send it by themselves (fetch: \`credentials: 'include'\`); a request that does must also send ${CSRF_HEADER}.`
+  },
+  csrfToken: {
+    type: 'apiKey',
+    in: 'header',
+    name: CSRF_HEADER,
+    description: `The double-submit CSRF token: the value of the readable \`${CSRF_COOKIE_NAME}\` cookie (or of the ${CSRF_HEADER} response header of login and refresh). Required with the refresh cookie; 403 CSRF_CHECK_FAILED without it.`
+  }
+} as const
+
+export default fp(async function swaggerPlugin (fastify, { refreshCookie = false }: SwaggerOptions) {
   await fastify.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -30,7 +52,9 @@ export default fp(async function swaggerPlugin (fastify) {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from /auth/login or /auth/refresh' },
           // Named by POST /auth/introspect: without it, generating the document fails (@fastify/swagger reads every scheme a route names).
-          introspectionClient: { type: 'http', scheme: 'basic', description: 'An introspection client\'s id and secret (INTROSPECTION_CLIENTS, RFC 7662 §2.1)' }
+          introspectionClient: { type: 'http', scheme: 'basic', description: 'An introspection client\'s id and secret (INTROSPECTION_CLIENTS, RFC 7662 §2.1)' },
+          // Only in cookie mode, where routes name them.
+          ...(refreshCookie && COOKIE_SECURITY_SCHEMES)
         }
       }
     },

@@ -7,7 +7,12 @@ import type { Config } from '../src/config.js'
 import { openDatabase, type Database } from '../src/database.js'
 import { loadKeys, publicJwks, type PublicJwk } from '../src/keys.js'
 import { OptionsError, configFromOptions, type TollgateOptions } from '../src/options.js'
+import { createMailer } from '../src/mail/mailer.js'
+import { isLoopback, parseSmtpUrl } from '../src/mail/smtp-url.js'
 import { createPasswordHasher, type PasswordHasher } from '../src/password.js'
+import { createCsrfTokens, plainHttpOrigins, type CsrfTokens } from '../src/refresh-cookie.js'
+import { createAccountRecovery, type AccountRecovery } from '../src/recovery/account-recovery.js'
+import { createLinkTokenRepository } from '../src/recovery/link-token-repository.js'
 import { createRedisClient, isCluster, waitForFirstConnection, type RedisClient } from '../src/redis-client.js'
 import { BODY_LIMIT, VALIDATION_OPTIONS, sharedSchemas } from '../src/schemas.js'
 import { createSessionService, type SessionService } from '../src/sessions/session-service.js'
@@ -20,6 +25,7 @@ import { createUserRepository, type UserRepository } from '../src/user-repositor
 import authenticatePlugin from './authenticate.js'
 import errorsPlugin from './errors.js'
 import httpSecurityPlugin from './http-security.js'
+import jsonBodiesPlugin from './json-bodies.js'
 import { createRateLimits, type RateLimits } from './rate-limit.js'
 import swaggerPlugin from './swagger.js'
 import authRoutes from '../routes/auth/index.js'
@@ -38,6 +44,8 @@ export interface Tollgate {
   users: UserRepository
   /** The grants and sessions: login, refresh, logout, password change, account deletion. */
   sessions: SessionService
+  /** Email verification and password reset by mailed links. */
+  recovery: AccountRecovery
   tokens: TokenService
   tokenStore: TokenStore
   passwords: PasswordHasher
@@ -45,6 +53,8 @@ export interface Tollgate {
   jwks: { keys: PublicJwk[] }
   databaseKind: 'postgresql' | 'pglite'
   rateLimits: RateLimits
+  /** The CSRF tokens of cookie mode (REFRESH_COOKIE), bound to a session. */
+  csrfTokens: CsrfTokens
 }
 
 declare module 'fastify' {
@@ -65,6 +75,11 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
   const keys = await loadKeys(config)
   if (keys.generated.length > 0) {
     fastify.log.warn({ files: keys.generated }, 'generated signing keys; set the access and refresh keys in production')
+  }
+  const corsOrigins = config.CORS_ORIGINS.split(',').filter(Boolean)
+  const insecureOrigins = config.REFRESH_COOKIE ? plainHttpOrigins(corsOrigins) : []
+  if (insecureOrigins.length > 0) {
+    fastify.log.warn({ origins: insecureOrigins }, 'cookie mode with http:// CORS origins: CORS lets their pages, which anyone on the network path can rewrite, send the refresh cookie and read the tokens answered; use https:// origins (loopback ones are fine for development)')
   }
 
   // 2. Resources: servers when given, the embedded default otherwise. Each closes what it opened.
@@ -137,17 +152,56 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
     if (!database) throw new Error('tollgate: the database is not open yet')
     return database.orm
   })
-  const sessions = createSessionService({ config, users, passwords, tokens, tokenStore, log: fastify.log })
+  const clock = options.clock ?? Date.now
+  const linkTokens = createLinkTokenRepository(function orm () {
+    if (!database) throw new Error('tollgate: the database is not open yet')
+    return database.orm
+  }, fastify.log)
+  const sessions = createSessionService({
+    config,
+    users,
+    passwords,
+    tokens,
+    tokenStore,
+    log: fastify.log,
+    supersedeResetLinks: (userId) => linkTokens.supersede({ userId, purpose: 'reset_password', now: clock() })
+  })
+  // Mail: SMTP_URL was checked with the configuration. Without it, the development outbox (each mail,
+  // link and token included, written to the log) serves the embedded default only, i.e. no
+  // DATABASE_URL: whoever reads a real deployment's logs could otherwise reset any password. With
+  // DATABASE_URL and no SMTP_URL, mail is off: every mail is dropped, with a warning.
+  const smtp = config.SMTP_URL === undefined ? undefined : parseSmtpUrl(config.SMTP_URL, { allowPlaintext: !config.SMTP_REQUIRE_TLS }) ?? undefined
+  const devOutbox = smtp === undefined && config.DATABASE_URL === undefined
+  const mailer = createMailer({ smtp, devOutbox, from: config.MAIL_FROM, log: fastify.log })
+  if (devOutbox) fastify.log.warn('no SMTP_URL: mails are not sent but written to this log at info (the development outbox of the embedded default, links and their tokens included). Production needs SMTP.')
+  else if (!smtp) fastify.log.warn('no SMTP_URL: mail is off. Verification and password-reset mails are dropped (each drop is logged as a warning), so nobody can verify an address or reset a forgotten password. Set SMTP_URL.')
+  if (smtp && !config.SMTP_REQUIRE_TLS && !smtp.secure && !isLoopback(smtp.host)) fastify.log.warn('SMTP_REQUIRE_TLS=false: mails, reset links included, may reach the SMTP relay in clear text')
+  if (isPlainHttpElsewhere(config.APP_URL)) fastify.log.warn('APP_URL is http:// on a host other than this machine: mailed links, and the tokens in them, travel in clear text. Use https://')
+  const recovery = createAccountRecovery({
+    config,
+    users,
+    linkTokens,
+    passwords,
+    tokenStore,
+    mailer,
+    clock,
+    log: fastify.log
+  })
+  // Added after the database's hook, so it runs before it (onClose runs last-added first): the work
+  // after answers finishes while the database is still open, then the mail transport closes.
+  fastify.addHook('onClose', async function closeMail () { await recovery.close() })
   fastify.decorate('tollgate', {
     config,
     users,
     sessions,
+    recovery,
     tokens,
     tokenStore,
     passwords,
     jwks: publicJwks(keys),
     databaseKind: config.DATABASE_URL ? 'postgresql' : 'pglite',
-    rateLimits: createRateLimits(config, redis)
+    rateLimits: createRateLimits(config, redis),
+    csrfTokens: createCsrfTokens(keys.refreshSecret)
   } satisfies Tollgate)
 
   // 4. What the host's routes get: `authenticate` and `request.user`.
@@ -160,10 +214,17 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
   // 5. Tollgate's own HTTP surface, encapsulated under the prefix.
   await fastify.register(tollgateHttp, {
     prefix: options.prefix ?? '',
-    corsOrigins: config.CORS_ORIGINS.split(',').filter(Boolean),
+    corsOrigins,
+    refreshCookie: config.REFRESH_COOKIE,
     docs: options.docs === true,
     health: options.health === true
   })
+}
+
+/** Whether a URL is plain http:// to another machine (links in mail to it can be read on the way). */
+function isPlainHttpElsewhere (url: string): boolean {
+  const { protocol, hostname } = new URL(url)
+  return protocol === 'http:' && !isLoopback(hostname.replace(/^\[(.*)\]$/, '$1'))
 }
 
 /** Whether a host's ioredis client answers an outage with an error rather than a wait (see redisClientOptions). */
@@ -177,16 +238,19 @@ function failsFast (client: RedisClient): boolean {
 
 interface HttpOptions {
   corsOrigins: string[]
+  /** Cookie mode (REFRESH_COOKIE): CORS with credentials, and the cookie security schemes in the docs. */
+  refreshCookie: boolean
   docs: boolean
   health: boolean
 }
 
-async function tollgateHttp (scope: FastifyInstance, { corsOrigins, docs, health }: HttpOptions) {
+async function tollgateHttp (scope: FastifyInstance, { corsOrigins, refreshCookie, docs, health }: HttpOptions) {
   // The shape of every error, security headers and CORS: for these routes only.
   await scope.register(errorsPlugin)
-  await scope.register(httpSecurityPlugin, { corsOrigins })
+  await scope.register(httpSecurityPlugin, { corsOrigins, credentials: refreshCookie })
 
-  // Validation and body size as Tollgate defines them, whatever the host's ajv and bodyLimit.
+  // Bodies, validation and body size as Tollgate defines them, whatever the host's parsers, ajv and bodyLimit.
+  await scope.register(jsonBodiesPlugin)
   const externalSchemas = Object.fromEntries(sharedSchemas.map(schema => [schema.$id as string, schema]))
   scope.setValidatorCompiler(AjvCompiler()(externalSchemas, { customOptions: VALIDATION_OPTIONS }) as FastifySchemaCompiler<unknown>)
   scope.addHook('onRoute', function limitBody (route) { route.bodyLimit ??= BODY_LIMIT })
@@ -194,7 +258,7 @@ async function tollgateHttp (scope: FastifyInstance, { corsOrigins, docs, health
 
   // Docs, registered before the routes so that they see them all. Without them, Tollgate's routes
   // stay out of a host's own @fastify/swagger document too (its onRoute hook sees them).
-  if (docs) await scope.register(swaggerPlugin)
+  if (docs) await scope.register(swaggerPlugin, { refreshCookie })
   else scope.addHook('onRoute', function hideFromHostDocs (route) { route.schema = { ...route.schema, hide: true } })
 
   await scope.register(authRoutes, { prefix: '/auth' })

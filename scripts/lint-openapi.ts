@@ -9,19 +9,20 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { loadConfig } from '../src/config.js'
+import { loadConfig, type ConfigInput } from '../src/config.js'
 import { buildServer } from '../src/server.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const bin = (name: string) => join(root, 'node_modules', '.bin', name)
 
 /** The document exactly as the standalone server serves it, on the embedded default. */
-async function openApiDocument (dataDir: string): Promise<unknown> {
+async function openApiDocument (dataDir: string, settings: ConfigInput): Promise<unknown> {
   const config = loadConfig({
     DATA_DIR: dataDir,
     LOG_LEVEL: 'silent',
     // A client, so that the optional introspection endpoint exists and is linted too.
-    INTROSPECTION_CLIENTS: `openapi-lint:${randomBytes(24).toString('base64url')}`
+    INTROSPECTION_CLIENTS: `openapi-lint:${randomBytes(24).toString('base64url')}`,
+    ...settings
   })
   const app = await buildServer(config)
   try {
@@ -74,12 +75,19 @@ function spectral (file: string): boolean {
   return run.status === 0
 }
 
+// The document differs by setting: cookie mode (REFRESH_COOKIE) adds security schemes, headers and responses.
+const VARIANTS: Array<[string, ConfigInput]> = [['default', {}], ['cookie mode', { REFRESH_COOKIE: true }]]
+
 const dir = await mkdtemp(join(tmpdir(), 'tollgate-openapi-'))
 try {
-  const file = join(dir, 'openapi.json')
-  await writeFile(file, JSON.stringify(await openApiDocument(join(dir, 'data')), null, 2))
-  // Both run whatever the first says, so one pass shows every problem.
-  const results = [redocly(file), spectral(file)]
+  const results: boolean[] = []
+  for (const [name, settings] of VARIANTS) {
+    console.log(`${name}:`)
+    const file = join(dir, `openapi-${results.length}.json`)
+    await writeFile(file, JSON.stringify(await openApiDocument(join(dir, 'data'), settings), null, 2))
+    // Both run whatever the first says, so one pass shows every problem.
+    results.push(redocly(file), spectral(file))
+  }
   process.exitCode = results.every(Boolean) ? 0 : 1
 } finally {
   await rm(dir, { recursive: true, force: true })

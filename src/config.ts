@@ -2,6 +2,7 @@ import { createPrivateKey } from 'node:crypto'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parsePublicKeys } from './keys.js'
+import { parseSmtpUrl } from './mail/smtp-url.js'
 
 // host:port pairs; an IPv6 host in brackets.
 const HOST_PORTS = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}(,(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5})*$'
@@ -39,11 +40,19 @@ export const ConfigSchema = Type.Object({
   REFRESH_TOKEN_TTL: Seconds(2_592_000, 60, 31_536_000, 'absolute session lifetime'),
   REFRESH_IDLE_TTL: Seconds(604_800, 60, 31_536_000, 'session idle timeout'),
   REFRESH_REUSE_INTERVAL: Seconds(10, 0, 300, 'grace interval for a rotated refresh token'),
+  REFRESH_COOKIE: Type.Boolean({ default: false, description: 'true or false' }),
   CORS_ORIGINS: Type.String({ default: '', pattern: '^(|https?://[^,\\s/]+(,https?://[^,\\s/]+)*)$', description: 'comma-separated origins such as https://app.example.com' }),
   TRUST_PROXY: Type.String({ default: '', description: 'empty, a hop count, or comma-separated proxy addresses/CIDRs' }),
   PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*[^\\s?#/])?$', description: 'the public base URL, such as https://id.example.com, without a trailing slash' })),
   INTROSPECTION_CLIENTS: Type.Optional(Type.String({ minLength: 1, description: 'comma-separated id:secret pairs (ids of letters, digits, . _ ~ -; secrets of 32 or more characters)' })),
   INTROSPECTION_RATE_LIMIT_MAX: Type.Integer({ default: 6000, minimum: 1, maximum: 1_000_000, description: 'introspection requests per client per RATE_LIMIT_WINDOW' }),
+  // Mail: email verification and password reset. Unset SMTP_URL: mails go to the log in the embedded
+  // default only (the development outbox); with DATABASE_URL, mail is off (see plugins/tollgate.ts).
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://[^\\s?#]+$', description: 'smtp://[user:password@]host[:port] or smtps://…, without a query' })),
+  SMTP_REQUIRE_TLS: Type.Boolean({ default: true, description: 'true or false' }),
+  MAIL_FROM: Type.String({ default: 'Tollgate <no-reply@localhost>', minLength: 3, maxLength: 320, description: 'the From of every mail, such as Example <no-reply@example.com>' }),
+  APP_URL: Type.String({ default: 'http://localhost:3000', pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*[^\\s?#/])?$', description: 'the front end\'s base URL that mailed links point to, without a trailing slash' }),
+  REQUIRE_VERIFIED_EMAIL: Type.Boolean({ default: false, description: 'true or false' }),
   RATE_LIMIT_MAX: Type.Integer({ default: 30, minimum: 1, maximum: 1_000_000, description: 'requests per client IP per window to login, register and refresh (each)' }),
   RATE_LIMIT_WINDOW: Seconds(60, 1, 86_400, 'rate-limit window'),
   ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 1_000_000, description: 'login attempts per account per window' }),
@@ -135,6 +144,29 @@ function crossCheck (config: Config): string[] {
   problems.push(...redisProblems(config))
   if (config.REFRESH_IDLE_TTL > config.REFRESH_TOKEN_TTL) {
     problems.push('REFRESH_IDLE_TTL: must not exceed REFRESH_TOKEN_TTL')
+  }
+  problems.push(...mailProblems(config))
+  return problems
+}
+
+/** The mail settings; a message never repeats SMTP_URL, which holds a password. */
+function mailProblems (config: Config): string[] {
+  const problems: string[] = []
+  const smtp = config.SMTP_URL === undefined ? undefined : parseSmtpUrl(config.SMTP_URL)
+  if (smtp === null) {
+    problems.push('SMTP_URL: expected smtp://[user:password@]host[:port] or smtps://… (user and password both, percent-encoded), without a path or query')
+  }
+  // Credentials never cross a network in clear text, whatever the opt-out says.
+  if (!config.SMTP_REQUIRE_TLS && smtp?.auth) {
+    problems.push('SMTP_REQUIRE_TLS: false is only for a relay without credentials; with a user and password in SMTP_URL, TLS stays required')
+  }
+  // Without mail (real servers and no SMTP_URL) no address could ever be verified: nobody new could log in.
+  if (config.REQUIRE_VERIFIED_EMAIL && config.SMTP_URL === undefined && config.DATABASE_URL !== undefined) {
+    problems.push('REQUIRE_VERIFIED_EMAIL: needs SMTP_URL when DATABASE_URL is set (without mail no address can be verified)')
+  }
+  // The value becomes a mail header: no line breaks or other control characters in the name.
+  if (!/^[^<>\s@]+@[^<>\s@]+$|^[^<>\p{Cc}]*<[^<>\s@]+@[^<>\s@]+>$/u.test(config.MAIL_FROM)) {
+    problems.push('MAIL_FROM: expected an address, or a name and an address in angle brackets: Example <no-reply@example.com>')
   }
   return problems
 }

@@ -36,6 +36,34 @@ export class RateLimitedError extends TollgateError {
   constructor () { super('RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429) }
 }
 
+/** REQUIRE_VERIFIED_EMAIL: told only to whoever gave the right password. */
+export class EmailNotVerifiedError extends TollgateError {
+  constructor () { super('EMAIL_NOT_VERIFIED', 'Verify your email address first: open the link mailed to it, or ask for a new one', 403) }
+}
+
+// A mailed link's token (email verification, password reset) that cannot be used, and why: only its
+// holder learns it, and each asks the client for something else (a new link, or the newest one).
+export class UnknownLinkTokenError extends TollgateError {
+  constructor () { super('LINK_TOKEN_UNKNOWN', 'This link is not valid; ask for a new one', 400) }
+}
+export class ExpiredLinkTokenError extends TollgateError {
+  constructor () { super('LINK_TOKEN_EXPIRED', 'This link has expired; ask for a new one', 400) }
+}
+export class UsedLinkTokenError extends TollgateError {
+  constructor () { super('LINK_TOKEN_USED', 'This link has already been used', 400) }
+}
+export class SupersededLinkTokenError extends TollgateError {
+  constructor () { super('LINK_TOKEN_SUPERSEDED', 'This link has been replaced: a newer one was sent, or the password was changed since; use the newest link or ask for a new one', 400) }
+}
+
+/**
+ * REFRESH_COOKIE: a request that presents the refresh-token cookie without an X-CSRF-Token header
+ * equal to the CSRF cookie and bound to the cookie's session (the double-submit check).
+ */
+export class CsrfCheckError extends TollgateError {
+  constructor () { super('CSRF_CHECK_FAILED', 'A request that uses the refresh-token cookie needs the X-CSRF-Token header, equal to the CSRF cookie', 403) }
+}
+
 /** RFC 7662 §2.1: the introspection endpoint's client authentication failed. */
 export class InvalidClientError extends TollgateError {
   constructor () { super('INVALID_CLIENT', 'Client authentication failed', 401) }

@@ -88,8 +88,17 @@ export interface TollgateOptions {
   /** Seconds a rotated refresh token still gets the same successor; 0 = strict (REFRESH_REUSE_INTERVAL). Default 10. */
   refreshReuseInterval?: number
   /**
+   * Cookie mode for browser apps (REFRESH_COOKIE). Default false. When true, login and refresh set
+   * the refresh token in an HttpOnly, Secure, SameSite=Strict cookie scoped to `<prefix>/auth/refresh`,
+   * `/logout` and `/revoke` instead of the JSON body, plus a readable CSRF cookie; those routes take
+   * the cookie when the body has no token, and then require an `X-CSRF-Token` header equal to the
+   * CSRF cookie (403 otherwise). With `corsOrigins`, CORS allows credentials for those origins.
+   */
+  refreshCookie?: boolean
+  /**
    * Origins allowed to call Tollgate's routes from a browser (CORS_ORIGINS). Default none. Leave it
    * unset when your app registers @fastify/cors itself: its policy then covers Tollgate's routes.
+   * With refreshCookie, list https:// origins: an http:// one other than loopback gets a warning at boot.
    */
   corsOrigins?: string | string[]
   /** Requests per client IP per window to login, register and refresh, each (RATE_LIMIT_MAX). Default 30. */
@@ -117,6 +126,35 @@ export interface TollgateOptions {
   introspectionClients?: string
   /** Introspection requests per client per `rateLimitWindow` (INTROSPECTION_RATE_LIMIT_MAX). Default 6000. */
   introspectionRateLimitMax?: number
+  /**
+   * The SMTP server that sends the verification and password-reset mails (SMTP_URL):
+   * `smtp://[user:password@]host[:port]` (STARTTLS, required unless the host is loopback) or
+   * `smtps://…` (TLS). Unset: nothing is sent. Without `databaseUrl` (the embedded default) each
+   * mail is written to the log at `info` as a development outbox; with it, mail is off (each dropped
+   * mail is logged as a warning, without its link).
+   */
+  smtpUrl?: string
+  /**
+   * `false` lets an `smtp://` relay without credentials on another host take mail without STARTTLS
+   * (a relay on a private network you trust): links then cross it in clear text (SMTP_REQUIRE_TLS).
+   * Default true.
+   */
+  smtpRequireTls?: boolean
+  /** The From of every mail (MAIL_FROM), such as `Example <no-reply@example.com>`. Default `Tollgate <no-reply@localhost>`. */
+  mailFrom?: string
+  /**
+   * Your front end's base URL, without a trailing slash (APP_URL): mailed links point to
+   * `<appUrl>/verify-email?token=…` and `<appUrl>/reset-password?token=…`. Default `http://localhost:3000`.
+   */
+  appUrl?: string
+  /** Refuse login (403 `EMAIL_NOT_VERIFIED`, only after a correct password) until the email is verified (REQUIRE_VERIFIED_EMAIL). Default false. */
+  requireVerifiedEmail?: boolean
+  /**
+   * The clock of the one-time mailed tokens (email verification, password reset), in milliseconds
+   * since the epoch: when they are issued and when they expire. For tests; default `Date.now`.
+   * Sessions and JWTs keep the real time.
+   */
+  clock?: () => number
   /** Serve Swagger UI at `<prefix>/docs` and the OpenAPI document at `<prefix>/docs/json`. Default false. */
   docs?: boolean
   /** Serve `<prefix>/health/live` and `<prefix>/health/ready`. Default false. */
@@ -151,6 +189,7 @@ const VARIABLE_OF = {
   refreshTokenTtl: 'REFRESH_TOKEN_TTL',
   refreshIdleTtl: 'REFRESH_IDLE_TTL',
   refreshReuseInterval: 'REFRESH_REUSE_INTERVAL',
+  refreshCookie: 'REFRESH_COOKIE',
   corsOrigins: 'CORS_ORIGINS',
   rateLimitMax: 'RATE_LIMIT_MAX',
   rateLimitWindow: 'RATE_LIMIT_WINDOW',
@@ -160,16 +199,21 @@ const VARIABLE_OF = {
   passwordHashQueue: 'PASSWORD_HASH_QUEUE',
   publicUrl: 'PUBLIC_URL',
   introspectionClients: 'INTROSPECTION_CLIENTS',
-  introspectionRateLimitMax: 'INTROSPECTION_RATE_LIMIT_MAX'
+  introspectionRateLimitMax: 'INTROSPECTION_RATE_LIMIT_MAX',
+  smtpUrl: 'SMTP_URL',
+  smtpRequireTls: 'SMTP_REQUIRE_TLS',
+  mailFrom: 'MAIL_FROM',
+  appUrl: 'APP_URL',
+  requireVerifiedEmail: 'REQUIRE_VERIFIED_EMAIL'
 } as const satisfies Partial<Record<keyof TollgateOptions, keyof Config>>
 
 // Options whose variable is true or false.
-const BOOLEAN_OPTIONS = new Set<string>(['migrateAtStart', 'refreshCookie', 'redisTls', 'requireVerifiedEmail'])
+const BOOLEAN_OPTIONS = new Set<string>(['migrateAtStart', 'refreshCookie', 'redisTls', 'requireVerifiedEmail', 'smtpRequireTls'])
 // Options that also take an array for their variable's comma-separated list.
 const LIST_OPTIONS = new Set<string>(['corsOrigins', 'redisClusterNodes', 'redisSentinels'])
 
 // Options that are not configuration variables, and the ones Fastify's `register` itself reads.
-const OTHER_OPTIONS = new Set(['prefix', 'tokenStore', 'docs', 'health', 'logLevel', 'logSerializers'])
+const OTHER_OPTIONS = new Set(['prefix', 'tokenStore', 'docs', 'health', 'clock', 'logLevel', 'logSerializers'])
 
 /** One bad option or more; the message names each, as `loadConfig` names variables. */
 export class OptionsError extends Error {
@@ -210,6 +254,7 @@ export function configFromOptions (options: TollgateOptions): Config {
   if (options.tokenStore !== undefined && typeof options.tokenStore?.isAccessAllowed !== 'function') {
     problems.push('tokenStore: expected a TokenStore (see tollgate/token-store)')
   }
+  if (options.clock !== undefined && typeof options.clock !== 'function') problems.push('clock: expected a function that returns milliseconds since the epoch')
   for (const name of ['docs', 'health'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'boolean') problems.push(`${name}: expected true or false`)
   }

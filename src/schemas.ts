@@ -11,10 +11,17 @@ export const EmailSchema = Type.String({
 
 export const PasswordSchema = Type.String({ $id: 'Password', minLength: 8, maxLength: 128 })
 
+/** The body of a 202: the work goes on after the answer. */
+export const AcceptedSchema = Type.Object({ message: Type.String({ description: 'For people; may change between versions' }) }, { additionalProperties: false })
+
+/** The token of a mailed link (email verification, password reset), copied from the link's `token` parameter. */
+export const LinkTokenSchema = Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_-]+$', description: 'The `token` query parameter of the mailed link, as it is (base64url)' })
+
 export const UserSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   email: Type.String(),
   name: Type.Union([Type.String(), Type.Null()]),
+  email_verified: Type.Boolean({ description: 'Whether the user has opened a link mailed to this address (verification or password reset)' }),
   created_at: Type.String({ format: 'date-time' })
 }, { $id: 'User', additionalProperties: false })
 
@@ -26,6 +33,17 @@ export const TokenResponseSchema = Type.Object({
   refresh_expires_in: Type.Integer({ description: 'Seconds until the refresh token expires' })
 }, { $id: 'TokenResponse', additionalProperties: false, description: 'RFC 6749 §5.1 token response' })
 export type TokenResponse = Static<typeof TokenResponseSchema>
+
+/**
+ * The token response of cookie mode (REFRESH_COOKIE): the refresh token travels in a cookie, not
+ * the body. No $id: it is in the document only when the mode is on.
+ */
+export const CookieTokenResponseSchema = Type.Object({
+  access_token: TokenResponseSchema.properties.access_token,
+  token_type: TokenResponseSchema.properties.token_type,
+  expires_in: TokenResponseSchema.properties.expires_in,
+  refresh_expires_in: Type.Integer({ description: 'Seconds until the refresh token (in its cookie) expires' })
+}, { additionalProperties: false, description: 'RFC 6749 §5.1 token response; the refresh token is in a cookie (REFRESH_COOKIE)' })
 
 /**
  * Every `code` an Error body carries: the TollgateError codes of src/errors.ts and the ones
@@ -41,6 +59,12 @@ export const ERROR_CODES = [
   'METHOD_NOT_ALLOWED',
   'NOT_ACCEPTABLE',
   'EMAIL_TAKEN',
+  'CSRF_CHECK_FAILED',
+  'EMAIL_NOT_VERIFIED',
+  'LINK_TOKEN_UNKNOWN',
+  'LINK_TOKEN_EXPIRED',
+  'LINK_TOKEN_USED',
+  'LINK_TOKEN_SUPERSEDED',
   'PAYLOAD_TOO_LARGE',
   'URI_TOO_LONG',
   'UNSUPPORTED_MEDIA_TYPE',
@@ -112,6 +136,9 @@ export const unavailable = (description = 'A backing service is unavailable or b
 
 /** The 200 of a grant: a token pair, never cached. */
 export const tokenResponse = (description: string) => documented(Type.Ref(TokenResponseSchema), description, NO_STORE_HEADERS)
+
+/** The 200 of a grant in cookie mode: no refresh_token in the body, never cached, and the `headers` that set the cookies. */
+export const cookieTokenResponse = (description: string, headers: ResponseHeaders) => documented(CookieTokenResponseSchema, description, { ...NO_STORE_HEADERS, ...headers })
 
 /** The 400 of an OAuth endpoint (RFC 6749 §5.2), never cached like the tokens it guards. */
 export const oauthErrorResponse = (description: string) => documented(Type.Ref(OAuthErrorSchema), description, NO_STORE_HEADERS)

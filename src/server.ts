@@ -80,6 +80,7 @@ export function tollgateOptions (config: Config): TollgateOptions {
     refreshTokenTtl: config.REFRESH_TOKEN_TTL,
     refreshIdleTtl: config.REFRESH_IDLE_TTL,
     refreshReuseInterval: config.REFRESH_REUSE_INTERVAL,
+    refreshCookie: config.REFRESH_COOKIE,
     corsOrigins: config.CORS_ORIGINS,
     rateLimitMax: config.RATE_LIMIT_MAX,
     rateLimitWindow: config.RATE_LIMIT_WINDOW,
@@ -90,6 +91,11 @@ export function tollgateOptions (config: Config): TollgateOptions {
     publicUrl: config.PUBLIC_URL,
     introspectionClients: config.INTROSPECTION_CLIENTS,
     introspectionRateLimitMax: config.INTROSPECTION_RATE_LIMIT_MAX,
+    smtpUrl: config.SMTP_URL,
+    smtpRequireTls: config.SMTP_REQUIRE_TLS,
+    mailFrom: config.MAIL_FROM,
+    appUrl: config.APP_URL,
+    requireVerifiedEmail: config.REQUIRE_VERIFIED_EMAIL,
     docs: true,
     health: true
   }
@@ -100,6 +106,8 @@ export interface BuildServerOptions {
   server?: FastifyServerOptions
   /** Where the server's logger writes (standard output by default). */
   logStream?: DestinationStream
+  /** Plugin options that are no configuration variable, such as `clock` (tests). */
+  tollgate?: Pick<TollgateOptions, 'clock'>
 }
 
 /** The server, not yet listening: Fastify with the server's options, its 404 and error shapes, and tollgate. */
@@ -113,7 +121,7 @@ export async function buildServer (config: Config, options: BuildServerOptions =
     reply.headers(securityHeaders)
     handleNotFound(request, reply)
   })
-  await app.register(tollgate, tollgateOptions(config))
+  await app.register(tollgate, { ...tollgateOptions(config), ...options.tollgate })
   return app
 }
 

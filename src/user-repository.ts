@@ -1,6 +1,16 @@
 import { UniqueConstraintViolationException, type MikroORM } from '@mikro-orm/core'
+import { PostgreSqlDriver, type MikroORM as PostgreSqlORM } from '@mikro-orm/postgresql'
 import { User, normaliseEmail } from './entities/user.js'
 import { DependencyError, EmailTakenError } from './errors.js'
+
+const USER_COLUMNS = 'id, email, name, password_hash, roles, email_verified, created_at, updated_at'
+// Named: node-postgres prepares it on each connection the first time, then only binds and executes.
+const USER_BY_ID = { name: 'tollgate_user_by_id', text: `select ${USER_COLUMNS} from users where id = $1` }
+
+/** The node-postgres client behind one of knex's pooled connections (only what is used here). */
+interface PooledConnection {
+  query (query: { name: string, text: string, values: unknown[] }): Promise<{ rows: Array<Record<string, unknown>> }>
+}
 
 /**
  * Users in PostgreSQL. Lookups take only schema-validated strings (MikroORM reads objects as operators).
@@ -26,8 +36,10 @@ export function createUserRepository (orm: () => MikroORM) {
   const toDate = (value: unknown) => value instanceof Date ? value : orm().em.getPlatform().parseDate(value as string)
 
   async function findOneBy (column: 'id' | 'email', value: string): Promise<User | null> {
-    const rows = await orm().em.getConnection().execute<Array<Record<string, unknown>>>(
-      `select id, email, name, password_hash, roles, created_at, updated_at from users where ${column} = ? limit 1`, [value])
+    const rows = column === 'id' && orm().config.get('driver') === PostgreSqlDriver
+      ? await preparedById(value)
+      : await orm().em.getConnection().execute<Array<Record<string, unknown>>>(
+        `select ${USER_COLUMNS} from users where ${column} = ? limit 1`, [value])
     const row = rows[0]
     if (!row) return null
     return Object.assign(new User(), {
@@ -36,9 +48,23 @@ export function createUserRepository (orm: () => MikroORM) {
       name: row.name,
       passwordHash: row.password_hash,
       roles: row.roles,
+      emailVerified: row.email_verified === true,
       createdAt: toDate(row.created_at),
       updatedAt: toDate(row.updated_at)
     })
+  }
+
+  // The read by id (every GET /users/me) on a PostgreSQL server: a named prepared statement, which
+  // each pooled connection parses and plans once, sent straight to the driver on a connection of the
+  // ORM's own pool (its timeouts and failure handling apply). PGlite takes the general path.
+  async function preparedById (id: string): Promise<Array<Record<string, unknown>>> {
+    const pool = (orm() as unknown as PostgreSqlORM).em.getConnection().getKnex().client
+    const connection = await pool.acquireConnection() as PooledConnection
+    try {
+      return (await connection.query({ ...USER_BY_ID, values: [id] })).rows
+    } finally {
+      pool.releaseConnection(connection)
+    }
   }
 
   return {
@@ -89,3 +115,6 @@ function isConnectionFailure (err: unknown): boolean {
   }
   return false
 }
+
+// The same recognition for the other tables' repositories (src/recovery/link-token-repository.ts).
+export { isConnectionFailure }

@@ -8,7 +8,7 @@ import pg from 'pg'
 import type { DestinationStream } from 'pino'
 import type { TollgateOptions } from '../plugins/tollgate.js'
 import { loadConfig, type Config, type ConfigInput } from '../src/config.js'
-import { buildServer } from '../src/server.js'
+import { buildServer, type BuildServerOptions } from '../src/server.js'
 
 // The services of this machine kind (and of CI). Tests fail, never skip, when they are missing.
 export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://root@127.0.0.1:5432'
@@ -75,6 +75,8 @@ export interface BuildOptions {
   server?: FastifyServerOptions
   /** Where the server's own logger (level from LOG_LEVEL, redaction on) writes. */
   logStream?: DestinationStream
+  /** Plugin options beyond the configuration, such as an injected `clock`. */
+  tollgate?: BuildServerOptions['tollgate']
 }
 
 export type TestApp = FastifyInstance & { testKeys: TestKeys }
@@ -86,7 +88,7 @@ export async function build (t: TestContext, options: BuildOptions = {}): Promis
     ? options.config.DATABASE_URL
     : await createTestDatabase(t)
   const config = testConfig({ DATABASE_URL: databaseUrl, ...options.config, keys })
-  const app = await buildServer(config, { server: options.server, logStream: options.logStream })
+  const app = await buildServer(config, { server: options.server, logStream: options.logStream, tollgate: options.tollgate })
   t.teardown(async () => {
     await app.close()
     if (config.REDIS_URL === REDIS_URL) await deleteRedisPrefix(config.REDIS_KEY_PREFIX)

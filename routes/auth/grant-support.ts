@@ -13,9 +13,15 @@ export function clientOf (request: FastifyRequest): Client {
   return { userAgent: request.headers['user-agent']?.slice(0, 256) ?? null, ip: request.ip ?? null }
 }
 
+/** A POST without a body is a body with no fields (for routes whose body is optional). */
+export async function absentBodyAsEmpty (request: FastifyRequest) {
+  request.body ??= {}
+}
+
 /**
  * The OAuth endpoints take form bodies (RFC 6749 §6, RFC 7009 §2.1, RFC 7662 §2.1): only their own
- * scope parses them, with Tollgate's parser even when the host registered one.
+ * scope parses them, beside JSON. Tollgate's scope holds none of the host's parsers
+ * (plugins/json-bodies.ts); the removal keeps the parser Tollgate's in any other scope too.
  */
 export async function acceptFormBodies (scope: FastifyInstance) {
   if (scope.hasContentTypeParser(FORM)) scope.removeContentTypeParser(FORM)

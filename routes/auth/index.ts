@@ -1,8 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify'
+import emailVerificationRoutes from './email-verification.js'
 import introspectRoute from './introspect.js'
 import loginRoute from './login.js'
 import logoutRoutes from './logout.js'
 import passwordRoute from './password.js'
+import passwordResetRoutes from './password-reset.js'
 import refreshRoute from './refresh.js'
 import registerRoute from './register.js'
 import revokeRoute from './revoke.js'
@@ -19,6 +21,8 @@ const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
   await fastify.register(logoutRoutes)
   await fastify.register(sessionsRoutes)
   await fastify.register(passwordRoute)
+  await fastify.register(emailVerificationRoutes)
+  await fastify.register(passwordResetRoutes)
 }
 
 export default authRoutes

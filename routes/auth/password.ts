@@ -11,7 +11,7 @@ const passwordRoute: FastifyPluginAsyncTypebox = async function passwordRoute (f
     schema: {
       tags: ['auth'],
       summary: 'Change the password; every other session ends',
-      description: 'Needs the current password as well as the access token. The session that asks stays logged in; every other session ends, so other devices must log in again with the new password.',
+      description: 'Needs the current password as well as the access token. The session that asks stays logged in; every other session ends, so other devices must log in again with the new password. Password-reset links mailed earlier stop working (`LINK_TOKEN_SUPERSEDED`).',
       operationId: 'changePassword',
       security: BEARER_SECURITY,
       body: Type.Object({

@@ -3,14 +3,14 @@ import { toUserBody } from '../../src/entities/user.js'
 import { EmailSchema, PasswordSchema, PUBLIC_SECURITY, UserSchema, documented, errorResponse, jsonBodyErrors, rateLimited, unavailable } from '../../src/schemas.js'
 
 const registerRoute: FastifyPluginAsyncTypebox = async function registerRoute (fastify) {
-  const { sessions, rateLimits } = fastify.tollgate
+  const { sessions, recovery, rateLimits } = fastify.tollgate
 
   fastify.post('/register', {
     onRequest: [rateLimits.perIp],
     schema: {
       tags: ['auth'],
       summary: 'Create an account',
-      description: 'Creates an account and returns it, without logging in: call login next. The email is stored trimmed and lower-case, and the password takes 8 to 128 characters.',
+      description: 'Creates an account and returns it, without logging in: call login next. The email is stored trimmed and lower-case, and the password takes 8 to 128 characters. A link to verify the address is mailed to it (`APP_URL/verify-email?token=…`, see POST /auth/email/verify).',
       operationId: 'register',
       security: PUBLIC_SECURITY,
       body: Type.Object({
@@ -30,6 +30,8 @@ const registerRoute: FastifyPluginAsyncTypebox = async function registerRoute (f
   }, async function register (request, reply) {
     const { email, password, name } = request.body
     const user = await sessions.register({ email, password, name: name ?? null })
+    // The verification link goes out after this answer, which never depends on it.
+    recovery.welcome(user)
     return reply.code(201).send(toUserBody(user))
   })
 }

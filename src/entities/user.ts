@@ -7,6 +7,8 @@ export class User {
   name: string | null = null
   passwordHash!: string
   roles: string[] = []
+  /** Set by a verification link or a password reset: both prove the address is the user's. */
+  emailVerified = false
   createdAt: Date = new Date()
   updatedAt: Date = new Date()
 }
@@ -20,13 +22,14 @@ export const UserEntity = new EntitySchema<User>({
     name: { type: 'string', length: 200, nullable: true },
     passwordHash: { type: 'string', fieldName: 'password_hash', length: 255 },
     roles: { type: 'string[]', columnType: 'text[]' },
+    emailVerified: { type: 'boolean', fieldName: 'email_verified', default: false },
     createdAt: { type: 'Date', fieldName: 'created_at', columnType: 'timestamptz' },
     updatedAt: { type: 'Date', fieldName: 'updated_at', columnType: 'timestamptz', onUpdate: () => new Date() }
   }
 })
 
 export function toUserBody (user: User) {
-  return { id: user.id, email: user.email, name: user.name, created_at: user.createdAt.toISOString() }
+  return { id: user.id, email: user.email, name: user.name, email_verified: user.emailVerified, created_at: user.createdAt.toISOString() }
 }
 
 /** Emails are stored trimmed and lower-cased, so uniqueness and lookup are case-insensitive. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Config } from '../config.js'
 import type { User } from '../entities/user.js'
-import { InvalidCredentialsError, InvalidTokenError, SessionNotFoundError, WrongPasswordError, invalidGrant } from '../errors.js'
+import { EmailNotVerifiedError, InvalidCredentialsError, InvalidTokenError, SessionNotFoundError, WrongPasswordError, invalidGrant } from '../errors.js'
 import type { PasswordHasher } from '../password.js'
 import type { TokenResponse } from '../schemas.js'
 import type { SessionRecord, TokenStore } from '../token-store/index.js'
@@ -25,13 +25,15 @@ export interface Caller {
 }
 
 export interface SessionServiceDeps {
-  config: Pick<Config, 'REFRESH_TOKEN_TTL'>
+  config: Pick<Config, 'REFRESH_TOKEN_TTL' | 'REQUIRE_VERIFIED_EMAIL'>
   users: UserRepository
   passwords: PasswordHasher
   tokens: TokenService
   tokenStore: TokenStore
   /** Where a detected refresh-token reuse is reported (a pino logger fits). */
   log: { warn (details: object, message: string): void }
+  /** Ends the user's live password-reset links (src/recovery): a password change must not be undone by one. */
+  supersedeResetLinks: (userId: string) => Promise<void>
 }
 
 /**
@@ -39,7 +41,7 @@ export interface SessionServiceDeps {
  * log out, end sessions, change the password, delete the account. Knows nothing of HTTP: failures
  * are the errors of ../errors.js, which routes turn into statuses.
  */
-export function createSessionService ({ config, users, passwords, tokens, tokenStore, log }: SessionServiceDeps) {
+export function createSessionService ({ config, users, passwords, tokens, tokenStore, log, supersedeResetLinks }: SessionServiceDeps) {
   /** Starts a session and returns its first token pair. */
   async function startSession (user: Pick<User, 'id' | 'roles'>, client: Client): Promise<TokenResponse> {
     const now = Date.now()
@@ -74,6 +76,8 @@ export function createSessionService ({ config, users, passwords, tokens, tokenS
       // An unknown email costs one verify too, so the answer time does not reveal which emails exist.
       const valid = user ? await passwords.verify(user.passwordHash, input.password) : await passwords.verifyAgainstNothing(input.password)
       if (!user || !valid) throw new InvalidCredentialsError()
+      // Only now: whoever lacks the password learns nothing about the account, not even this.
+      if (config.REQUIRE_VERIFIED_EMAIL && !user.emailVerified) throw new EmailNotVerifiedError()
       return startSession(user, client)
     },
 
@@ -121,6 +125,9 @@ export function createSessionService ({ config, users, passwords, tokens, tokenS
       const user = await users.findById(caller.id)
       if (!user) throw new InvalidCredentialsError()
       await checkPassword(user, input.currentPassword)
+      // Before the new password is stored: if this fails (503), nothing has changed yet. A reset link
+      // mailed earlier (maybe to an attacker who had the mailbox) would otherwise undo the change.
+      await supersedeResetLinks(user.id)
       await users.setPasswordHash(user.id, await passwords.hash(input.newPassword))
       await tokenStore.endSessions({ userId: user.id, except: caller.sid, now: Date.now() })
     },

@@ -16,6 +16,10 @@ const API: ApiRoute[] = [
   { method: 'GET', url: '/auth/sessions', operationId: 'listSessions', auth: true, body: false, failures: [401] },
   { method: 'DELETE', url: '/auth/sessions/:id', operationId: 'endSession', auth: true, body: false, failures: [401, 404] },
   { method: 'POST', url: '/auth/password', operationId: 'changePassword', auth: true, body: true, failures: [400, 401] },
+  { method: 'POST', url: '/auth/email/verify', operationId: 'verifyEmail', auth: false, body: true, failures: [400] },
+  { method: 'POST', url: '/auth/email/verify/send', operationId: 'sendVerificationEmail', auth: true, body: false, failures: [401] },
+  { method: 'POST', url: '/auth/password/forgot', operationId: 'forgotPassword', auth: false, body: true, failures: [400] },
+  { method: 'POST', url: '/auth/password/reset', operationId: 'resetPassword', auth: false, body: true, failures: [400] },
   { method: 'GET', url: '/users/me', operationId: 'getCurrentUser', auth: true, body: false, failures: [401] },
   { method: 'DELETE', url: '/users/me', operationId: 'deleteCurrentUser', auth: true, body: true, failures: [401] },
   { method: 'GET', url: '/.well-known/jwks.json', operationId: 'getJwks', auth: false, body: false, failures: [] },
@@ -110,7 +114,7 @@ t.test('GET /docs/json is an OpenAPI 3.1 document of the whole API', async t => 
 
   t.test('components.schemas holds User, TokenResponse and Error', async t => {
     for (const name of ['User', 'TokenResponse', 'Error']) t.type(doc.components?.schemas?.[name], 'object', name)
-    t.same(doc.components.schemas.User.required?.slice().sort(), ['created_at', 'email', 'id', 'name'])
+    t.same(doc.components.schemas.User.required?.slice().sort(), ['created_at', 'email', 'email_verified', 'id', 'name'])
     t.same(doc.components.schemas.TokenResponse.required?.slice().sort(), ['access_token', 'expires_in', 'refresh_expires_in', 'refresh_token', 'token_type'])
     t.same(doc.components.schemas.Error.required?.slice().sort(), ['code', 'error', 'message', 'statusCode'])
   })
