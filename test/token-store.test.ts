@@ -1,11 +1,14 @@
-import { randomBytes } from 'node:crypto'
-import t from 'tap'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { REDIS_CLIENT_OPTIONS } from '../src/redis-client.js'
-import { tokenStoreContract } from '../src/token-store/contract.js'
+import type { TokenStore } from '../src/token-store/index.js'
+import { ABSOLUTE, IDLE, tokenStoreContract } from '../src/token-store/contract.js'
 import { createMemoryTokenStore } from '../src/token-store/memory.js'
 import { createRedisTokenStore } from '../src/token-store/redis.js'
-import { REDIS_URL, deleteRedisPrefix } from './helper.js'
+import { REDIS_URL, deleteRedisPrefix, tempDir } from './helper.js'
 
 // The exported contract suite, run against both stores Tollgate ships.
 
@@ -30,4 +33,67 @@ t.test('redis', async t => {
 
 t.test('memory', async t => {
   for (const c of tokenStoreContract(async options => createMemoryTokenStore(options))) t.test(c.name, c.run)
+})
+
+// A session stored by a version before sessions kept the user's roles: its refresh needs the roles
+// from the database once. The store says so without changing anything, then takes them.
+async function legacySessionCase (t: Test, store: TokenStore, session: { userId: string, sid: string, jti: string, now: number }) {
+  const request = { userId: session.userId, sid: session.sid, jti: session.jti, nextJti: randomUUID(), now: session.now + 1, userAgent: null, ip: null }
+  t.same(await store.rotate(request), { outcome: 'no-roles' }, 'asks for the roles')
+  t.same(await store.liveRefreshJtis(session.userId), [session.jti], 'and spent nothing')
+  t.equal(await store.isAccessAllowed({ userId: session.userId, sid: session.sid, jti: randomUUID(), iat: Math.floor(session.now / 1000), now: session.now + 1 }), true, 'access still allowed')
+  const rotated = await store.rotate({ ...request, roles: ['admin'] })
+  t.same(rotated, { outcome: 'rotated', jti: request.nextJti, expiresAt: session.now + ABSOLUTE, roles: ['admin'] }, 'rotates with the roles it was given')
+  const next = await store.rotate({ ...request, jti: request.nextJti, nextJti: randomUUID(), now: session.now + 2 })
+  t.match(next, { outcome: 'rotated', roles: ['admin'] }, 'and keeps them for later rotations')
+  t.same(await store.rotate({ ...request, now: session.now + 3, roles: ['admin'] }), { outcome: 'reuse' }, 'a rotated-out token is still reuse')
+}
+
+const legacy = (now: number) => ({ userId: randomUUID(), sid: randomUUID(), jti: randomUUID(), now, expiresAt: now + ABSOLUTE, userAgent: 'ua', ip: '127.0.0.1' })
+const lifetimes = { idleTtl: IDLE, absoluteTtl: ABSOLUTE, reuseInterval: 0 }
+
+t.test('redis: a session hash without roles (written by an earlier version)', async t => {
+  const redis = new Redis(REDIS_URL, REDIS_CLIENT_OPTIONS)
+  await redis.connect()
+  const prefix = `t-${randomBytes(6).toString('hex')}`
+  t.teardown(async () => {
+    redis.disconnect()
+    await deleteRedisPrefix(prefix)
+  })
+  const store = createRedisTokenStore({ redis, prefix, ...lifetimes })
+  const session = legacy(Date.now())
+  t.equal(await store.createSession({ ...session, roles: [] }), true)
+  const hash = `${prefix}:{${session.userId}}:s:${session.sid}`
+  t.equal(await redis.hdel(hash, 'roles'), 1, 'the hash as an earlier version wrote it')
+  await legacySessionCase(t, store, session)
+})
+
+t.test('memory: a snapshot written before sessions kept roles still loads', async t => {
+  const now = Date.now()
+  const session = legacy(now)
+  const closed = randomUUID()
+  const path = join(await tempDir(t), 'token-store.json')
+  // The snapshot format as the first version wrote it: no roles, no closedUntil.
+  await writeFile(path, JSON.stringify({
+    version: 1,
+    users: [[session.userId, {
+      rt: [session.jti],
+      sessions: [[session.sid, { jti: session.jti, prev: null, prevAt: 0, created: now, lastUsed: now, expires: now + ABSOLUTE, idleUntil: now + IDLE, userAgent: 'ua', ip: '127.0.0.1' }]],
+      nbf: 0,
+      nbfUntil: 0
+    }]],
+    revokedAccess: []
+  }))
+  const store = createMemoryTokenStore({ ...lifetimes, snapshotPath: path })
+  await legacySessionCase(t, store, session)
+
+  // What this version writes comes back: roles and a closed account.
+  await store.endSessions({ userId: closed, now, closeAccount: true })
+  const fresh = { ...legacy(now), roles: ['reader'] }
+  await store.createSession(fresh)
+  await store.close()
+  const reopened = createMemoryTokenStore({ ...lifetimes, snapshotPath: path })
+  t.teardown(() => reopened.close())
+  t.match(await reopened.rotate({ userId: fresh.userId, sid: fresh.sid, jti: fresh.jti, nextJti: randomUUID(), now: now + 1, userAgent: null, ip: null }), { outcome: 'rotated', roles: ['reader'] })
+  t.equal(await reopened.createSession({ ...legacy(now), userId: closed, roles: [] }), false, 'the closed account stays closed')
 })

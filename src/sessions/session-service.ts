@@ -42,13 +42,17 @@ export interface SessionServiceDeps {
  * are the errors of ../errors.js, which routes turn into statuses.
  */
 export function createSessionService ({ config, users, passwords, tokens, tokenStore, log, supersedeResetLinks }: SessionServiceDeps) {
-  /** Starts a session and returns its first token pair. */
+  /**
+   * Starts a session, which keeps the user's roles for its refreshes, and returns its first token
+   * pair. A user deleted since it was read gets the generic credentials error.
+   */
   async function startSession (user: Pick<User, 'id' | 'roles'>, client: Client): Promise<TokenResponse> {
     const now = Date.now()
     const sid = randomUUID()
     const jti = randomUUID()
     const expiresAt = now + config.REFRESH_TOKEN_TTL * 1000
-    await tokenStore.createSession({ userId: user.id, sid, jti, now, expiresAt, ...client })
+    const created = await tokenStore.createSession({ userId: user.id, sid, jti, now, expiresAt, ...client, roles: user.roles })
+    if (created === false) throw new InvalidCredentialsError()
     return tokens.tokenResponse({ userId: user.id, sid, roles: user.roles, refreshJti: jti, sessionExpiresAt: expiresAt })
   }
 
@@ -81,15 +85,27 @@ export function createSessionService ({ config, users, passwords, tokens, tokenS
       return startSession(user, client)
     },
 
-    /** The refresh grant: the presented token is spent and its successor returned (or the session revoked on reuse). */
+    /**
+     * The refresh grant: the presented token is spent and its successor returned (or the session
+     * revoked on reuse). One token-store call: the session holds the roles, and a deleted user has
+     * no sessions (deleteAccount). Only a session stored before roles were kept needs the database,
+     * once, before anything is spent.
+     */
     async refresh (refreshToken: string, client: Client): Promise<TokenResponse> {
       const claims = tokens.verifyRefreshToken(refreshToken)
-      const user = await users.findById(claims.sub)
-      if (!user) throw invalidGrant()
-      const result = await tokenStore.rotate({ userId: claims.sub, sid: claims.sid, jti: claims.jti, nextJti: randomUUID(), now: Date.now(), ...client })
+      const request = { userId: claims.sub, sid: claims.sid, jti: claims.jti, nextJti: randomUUID(), now: Date.now(), ...client }
+      let result = await tokenStore.rotate(request)
+      if (result.outcome === 'no-roles') {
+        const user = await users.findById(claims.sub)
+        if (!user) {
+          await tokenStore.endSession({ userId: claims.sub, sid: claims.sid, now: Date.now() })
+          throw invalidGrant()
+        }
+        result = await tokenStore.rotate({ ...request, now: Date.now(), roles: user.roles })
+      }
       if (result.outcome === 'reuse') log.warn({ userId: claims.sub, sid: claims.sid }, 'refresh token reuse: session revoked')
       if (result.outcome !== 'rotated' && result.outcome !== 'grace') throw invalidGrant()
-      return tokens.tokenResponse({ userId: user.id, sid: claims.sid, roles: user.roles, refreshJti: result.jti, sessionExpiresAt: result.expiresAt })
+      return tokens.tokenResponse({ userId: claims.sub, sid: claims.sid, roles: result.roles, refreshJti: result.jti, sessionExpiresAt: result.expiresAt })
     },
 
     /**
@@ -170,6 +186,9 @@ export function createSessionService ({ config, users, passwords, tokens, tokenS
       // Sessions first: if Redis is down this fails with 503 and nothing is deleted.
       await tokenStore.endSessions({ userId: user.id, now: Date.now() })
       await users.remove(user.id)
+      // Refreshes do not read the database, so no session may outlive the user: a login that read
+      // it before the removal may have started one since. End those, and refuse any later one.
+      await tokenStore.endSessions({ userId: user.id, now: Date.now(), closeAccount: true })
     }
   }
 }

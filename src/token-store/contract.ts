@@ -42,9 +42,9 @@ export function tokenStoreContract (makeStore: MakeStore): ContractCase[] {
   })
   const options = (reuseInterval: number) => ({ idleTtl: IDLE, absoluteTtl: ABSOLUTE, reuseInterval })
 
-  async function session (store: TokenStore, now = Date.now(), userId = randomUUID()) {
-    const s = { userId, sid: randomUUID(), jti: randomUUID(), now, expiresAt: now + ABSOLUTE, userAgent: 'ua', ip: '127.0.0.1' }
-    await store.createSession(s)
+  async function session (store: TokenStore, now = Date.now(), userId = randomUUID(), roles: string[] = []) {
+    const s = { userId, sid: randomUUID(), jti: randomUUID(), now, expiresAt: now + ABSOLUTE, userAgent: 'ua', ip: '127.0.0.1', roles }
+    assert.equal(await store.createSession(s), true, 'session created')
     return s
   }
   const rotate = (store: TokenStore, s: { userId: string, sid: string }, jti: string, now: number) =>
@@ -190,6 +190,44 @@ export function tokenStoreContract (makeStore: MakeStore): ContractCase[] {
     assert.deepEqual(rest, [])
     assert.deepEqual(listed, { id: s.sid, createdAt: s.now, lastUsedAt: s.now + 500, expiresAt: s.expiresAt, userAgent: 'ua2', ip: '127.0.0.2' })
     assert.deepEqual(await store.listSessions(randomUUID(), s.now), [])
+  })
+
+  test('every rotation returns the roles the session started with', async open => {
+    const store = await open(options(GRACE))
+    const roles = ['admin', 'billing "ops"', 'ünïcode, with comma']
+    const s = await session(store, Date.now(), randomUUID(), roles)
+    const plain = await session(store, s.now, s.userId)
+    roles.push('added after login')
+    const first = await rotate(store, s, s.jti, s.now + 1)
+    assert.equal(first.outcome, 'rotated')
+    assert.deepEqual('roles' in first && first.roles, ['admin', 'billing "ops"', 'ünïcode, with comma'], 'as they were at login')
+    const again = await rotate(store, s, s.jti, s.now + 2)
+    assert.equal(again.outcome, 'grace')
+    assert.deepEqual('roles' in again && again.roles, ['admin', 'billing "ops"', 'ünïcode, with comma'], 'grace returns them too')
+    const next = await store.rotate({ userId: s.userId, sid: s.sid, jti: 'jti' in first ? first.jti : '', nextJti: randomUUID(), now: s.now + 3, userAgent: null, ip: null, roles: ['other'] })
+    assert.deepEqual('roles' in next && next.roles, ['admin', 'billing "ops"', 'ünïcode, with comma'], 'roles a request brings never replace the session\'s')
+    const none = await rotate(store, plain, plain.jti, s.now + 4)
+    assert.deepEqual('roles' in none && none.roles, [], 'no roles')
+  })
+
+  test('an account closed by endSessions gets no new session; its user\'s sessions are gone', async open => {
+    const store = await open(options(0))
+    const s = await session(store)
+    const other = await session(store, s.now)
+    await store.endSessions({ userId: s.userId, now: s.now + 1 })
+    const afterLogoutAll = await session(store, s.now + 2, s.userId)
+    assert.equal(await allowed(store, afterLogoutAll, s.now + 2), true, 'ending sessions alone does not close the account')
+
+    await store.endSessions({ userId: s.userId, now: s.now + 3, closeAccount: true })
+    assert.deepEqual(await rotate(store, afterLogoutAll, afterLogoutAll.jti, s.now + 4), { outcome: 'unknown' })
+    const late = { userId: s.userId, sid: randomUUID(), jti: randomUUID(), now: s.now + 5, expiresAt: s.now + ABSOLUTE, userAgent: null, ip: null, roles: [] }
+    assert.equal(await store.createSession(late), false, 'refused')
+    assert.deepEqual(await store.liveRefreshJtis(s.userId), [], 'nothing stored')
+    assert.deepEqual(await store.listSessions(s.userId, s.now + 5), [])
+    assert.deepEqual(await rotate(store, late, late.jti, s.now + 6), { outcome: 'unknown' })
+    assert.equal(await allowed(store, late, s.now + 6), false)
+    assert.equal(await allowed(store, other, s.now + 6), true, 'other users are untouched')
+    assert.equal((await rotate(store, other, other.jti, s.now + 7)).outcome, 'rotated')
   })
 
   test('ping answers', async open => {

@@ -11,6 +11,8 @@ interface Session {
   idleUntil: number
   userAgent: string | null
   ip: string | null
+  /** Absent in sessions of snapshots written before roles were kept. */
+  roles?: string[]
 }
 
 interface UserState {
@@ -20,6 +22,8 @@ interface UserState {
   /** Access tokens issued before this second (unix s) are rejected, until `nbfUntil`. */
   nbf: number
   nbfUntil: number
+  /** The account was deleted: no session starts before this time. */
+  closedUntil: number
 }
 
 export interface MemoryTokenStoreOptions extends TokenStoreOptions {
@@ -27,9 +31,10 @@ export interface MemoryTokenStoreOptions extends TokenStoreOptions {
   snapshotPath?: string
 }
 
+// Version 1 throughout: later fields are optional, so snapshots of earlier versions still load.
 interface Snapshot {
   version: 1
-  users: Array<[string, { rt: string[], sessions: Array<[string, Session]>, nbf: number, nbfUntil: number }]>
+  users: Array<[string, { rt: string[], sessions: Array<[string, Session]>, nbf: number, nbfUntil: number, closedUntil?: number }]>
   revokedAccess: Array<[string, number]>
 }
 
@@ -48,7 +53,7 @@ export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, s
   if (snapshotPath) {
     const snapshot = readSnapshot(snapshotPath)
     for (const [userId, u] of snapshot?.users ?? []) {
-      users.set(userId, { rt: new Set(u.rt), sessions: new Map(u.sessions), nbf: u.nbf, nbfUntil: u.nbfUntil })
+      users.set(userId, { rt: new Set(u.rt), sessions: new Map(u.sessions), nbf: u.nbf, nbfUntil: u.nbfUntil, closedUntil: u.closedUntil ?? 0 })
     }
     for (const [key, until] of snapshot?.revokedAccess ?? []) revokedAccess.set(key, until)
   }
@@ -56,7 +61,7 @@ export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, s
   const stateOf = (userId: string): UserState => {
     let state = users.get(userId)
     if (!state) {
-      state = { rt: new Set(), sessions: new Map(), nbf: 0, nbfUntil: 0 }
+      state = { rt: new Set(), sessions: new Map(), nbf: 0, nbfUntil: 0, closedUntil: 0 }
       users.set(userId, state)
     }
     return state
@@ -74,7 +79,7 @@ export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, s
     for (const [sid, session] of state.sessions) {
       if (session.idleUntil <= now) drop(state, sid)
     }
-    if (state.sessions.size === 0 && state.nbfUntil <= now) users.delete(userId)
+    if (state.sessions.size === 0 && state.nbfUntil <= now && state.closedUntil <= now) users.delete(userId)
   }
 
   // Entries expire even for users who never come back.
@@ -91,6 +96,7 @@ export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, s
     async createSession (s) {
       const state = stateOf(s.userId)
       prune(s.userId, state, s.now)
+      if (state.closedUntil > s.now) return false
       users.set(s.userId, state)
       state.sessions.set(s.sid, {
         jti: s.jti,
@@ -101,9 +107,11 @@ export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, s
         expires: s.expiresAt,
         idleUntil: Math.min(s.now + idleTtl, s.expiresAt),
         userAgent: s.userAgent,
-        ip: s.ip
+        ip: s.ip,
+        roles: [...s.roles]
       })
       state.rt.add(s.jti)
+      return true
     },
 
     async rotate (q): Promise<RotateResult> {
@@ -114,6 +122,11 @@ export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, s
         drop(state, q.sid)
         return { outcome: 'expired' }
       }
+      if (!session.roles) {
+        if (!q.roles) return { outcome: 'no-roles' }
+        session.roles = [...q.roles]
+      }
+      const roles = [...session.roles]
       if (q.jti === session.jti) {
         state.rt.delete(q.jti)
         state.rt.add(q.nextJti)
@@ -126,10 +139,10 @@ export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, s
           userAgent: q.userAgent,
           ip: q.ip
         })
-        return { outcome: 'rotated', jti: q.nextJti, expiresAt: session.expires }
+        return { outcome: 'rotated', jti: q.nextJti, expiresAt: session.expires, roles }
       }
       if (q.jti === session.prev && reuseInterval > 0 && q.now - session.prevAt < reuseInterval) {
-        return { outcome: 'grace', jti: session.jti, expiresAt: session.expires }
+        return { outcome: 'grace', jti: session.jti, expiresAt: session.expires, roles }
       }
       drop(state, q.sid)
       return { outcome: 'reuse' }
@@ -162,6 +175,7 @@ export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, s
         state.nbf = Math.floor(e.now / 1000)
         state.nbfUntil = e.now + absoluteTtl
       }
+      if (e.closeAccount === true) state.closedUntil = e.now + absoluteTtl
       prune(e.userId, state, e.now)
     },
 
@@ -190,7 +204,7 @@ export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, s
       if (!snapshotPath) return
       const snapshot: Snapshot = {
         version: 1,
-        users: [...users].map(([id, u]) => [id, { rt: [...u.rt], sessions: [...u.sessions], nbf: u.nbf, nbfUntil: u.nbfUntil }]),
+        users: [...users].map(([id, u]) => [id, { rt: [...u.rt], sessions: [...u.sessions], nbf: u.nbf, nbfUntil: u.nbfUntil, closedUntil: u.closedUntil }]),
         revokedAccess: [...revokedAccess]
       }
       // Write then rename, so a crash mid-write never leaves a torn file.

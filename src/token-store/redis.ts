@@ -6,10 +6,12 @@ import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from 
  * Keys of one user share the hash tag {<user id>}, so every script below touches one Cluster slot.
  *   <p>:{u}:rt            SET   live refresh jtis: the allowlist
  *   <p>:{u}:sessions      ZSET  session ids scored by the time they go idle (pruned on write)
- *   <p>:{u}:s:<sid>       HASH  jti, prev, prev_at, created, last_used, expires, idle_until, ua, ip
+ *   <p>:{u}:s:<sid>       HASH  jti, prev, prev_at, created, last_used, expires, idle_until, ua, ip,
+ *                               roles (JSON; absent in hashes written before roles were kept)
  *                               (kept one absolute lifetime past `expires`, until pruned)
  *   <p>:{u}:at-revoked:<jti>     revoked access jti, until that token expires
  *   <p>:{u}:nbf           access tokens issued before this second (unix s) are rejected
+ *   <p>:{u}:closed        the account was deleted: no new session (one absolute lifetime)
  * A refresh token names its session (sid, signed), so a rotated-out jti is recognised as one that
  * is no longer its session's current jti: no key per rotated-out jti is needed.
  *
@@ -48,16 +50,17 @@ local function prune(now)
 end
 `
 
-// KEYS: rt sessions session; ARGV: sid jti now expiresAt idleTtl ua ip keyTtl deadline
+// KEYS: rt sessions session closed; ARGV: sid jti now expiresAt idleTtl ua ip keyTtl deadline roles
 const CREATE_SESSION = `${HELPERS}
 if late(ARGV[9]) then return 0 end
+if redis.call('EXISTS', KEYS[4]) == 1 then return 2 end
 local sid, jti = ARGV[1], ARGV[2]
 local now, expires = tonumber(ARGV[3]), tonumber(ARGV[4])
 prune(now)
 local idle_until = math.min(now + tonumber(ARGV[5]), expires)
 local skey = KEYS[3]
 redis.call('HSET', skey, 'jti', jti, 'created', now, 'last_used', now, 'expires', expires,
-  'idle_until', idle_until, 'ua', ARGV[6], 'ip', ARGV[7])
+  'idle_until', idle_until, 'ua', ARGV[6], 'ip', ARGV[7], 'roles', ARGV[10])
 -- The hash outlives the session (whose end the scripts check themselves), so the prune that
 -- finally drops the session still finds its jti and removes it from the allowlist.
 redis.call('PEXPIREAT', skey, expires + tonumber(ARGV[8]))
@@ -68,15 +71,22 @@ redis.call('PEXPIRE', sessions_key, ARGV[8])
 return 1
 `
 
-// KEYS: rt sessions session; ARGV: sid jti nextJti now idleTtl reuseInterval ua ip deadline
+// KEYS: rt sessions session; ARGV: sid jti nextJti now idleTtl reuseInterval ua ip deadline roles
+// (roles: '' unless the caller read them for a session stored without them)
 const ROTATE = `${HELPERS}
 if late(ARGV[9]) then return {'late'} end
 local sid, jti, next_jti = ARGV[1], ARGV[2], ARGV[3]
 local now, interval = tonumber(ARGV[4]), tonumber(ARGV[6])
 local skey = KEYS[3]
-local s = redis.call('HMGET', skey, 'jti', 'prev', 'prev_at', 'expires', 'idle_until')
+local s = redis.call('HMGET', skey, 'jti', 'prev', 'prev_at', 'expires', 'idle_until', 'roles')
 if not s[1] then return {'unknown'} end
 if now >= tonumber(s[5]) then drop(sid); return {'expired'} end
+local roles = s[6]
+if not roles then
+  if ARGV[10] == '' then return {'no-roles'} end
+  roles = ARGV[10]
+  redis.call('HSET', skey, 'roles', roles)
+end
 if jti == s[1] then
   local idle_until = math.min(now + tonumber(ARGV[5]), tonumber(s[4]))
   redis.call('SREM', rt_key, jti)
@@ -84,10 +94,10 @@ if jti == s[1] then
   redis.call('HSET', skey, 'jti', next_jti, 'prev', jti, 'prev_at', now, 'last_used', now,
     'idle_until', idle_until, 'ua', ARGV[7], 'ip', ARGV[8])
   redis.call('ZADD', sessions_key, idle_until, sid)
-  return {'rotated', next_jti, s[4]}
+  return {'rotated', next_jti, s[4], roles}
 end
 if jti == s[2] and interval > 0 and now - tonumber(s[3]) < interval then
-  return {'grace', s[1], s[4]}
+  return {'grace', s[1], s[4], roles}
 end
 drop(sid)
 return {'reuse'}
@@ -113,13 +123,15 @@ end
 return existed
 `
 
-// KEYS: rt sessions nbf; ARGV: except nbf keyTtl ('' except = all sessions, and nbf is set)
+// KEYS: rt sessions nbf closed; ARGV: except nbf keyTtl close ('' except = all sessions, and nbf
+// is set; close '1' = the account is closed to new sessions)
 const END_SESSIONS = `${HELPERS}
 local except = ARGV[1]
 for _, sid in ipairs(redis.call('ZRANGE', sessions_key, 0, -1)) do
   if sid ~= except then drop(sid) end
 end
 if except == '' then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3]) end
+if ARGV[4] == '1' then redis.call('SET', KEYS[4], 1, 'PX', ARGV[3]) end
 return 1
 `
 
@@ -195,34 +207,40 @@ export interface RedisTokenStoreOptions extends TokenStoreOptions {
 
 export function createRedisTokenStore ({ redis, prefix, idleTtl, reuseInterval, absoluteTtl }: RedisTokenStoreOptions): TokenStore {
   const r = withScripts(redis, [
-    ['tollgateCreateSession', CREATE_SESSION, 3],
+    ['tollgateCreateSession', CREATE_SESSION, 4],
     ['tollgateRotate', ROTATE, 3],
     ['tollgateEndSession', END_SESSION, 4],
-    ['tollgateEndSessions', END_SESSIONS, 3],
+    ['tollgateEndSessions', END_SESSIONS, 4],
     ['tollgateListSessions', LIST_SESSIONS, 2]
   ])
   const base = (userId: string) => `${prefix}:{${userId}}`
   // KEYS[1] and KEYS[2] of every script but the access check: HELPERS derives the base from KEYS[1].
   const userKeys = (userId: string) => [`${base(userId)}:rt`, `${base(userId)}:sessions`]
   const sessionKey = (userId: string, sid: string) => `${base(userId)}:s:${sid}`
+  const closedKey = (userId: string) => `${base(userId)}:closed`
 
   return {
     kind: 'redis',
 
     async createSession (s) {
       const created = await call(() => r.tollgateCreateSession(
-        ...userKeys(s.userId), sessionKey(s.userId, s.sid), s.sid, s.jti, s.now, s.expiresAt, idleTtl, s.userAgent ?? '', s.ip ?? '', absoluteTtl, Date.now() + LATE_AFTER_MS
+        ...userKeys(s.userId), sessionKey(s.userId, s.sid), closedKey(s.userId),
+        s.sid, s.jti, s.now, s.expiresAt, idleTtl, s.userAgent ?? '', s.ip ?? '', absoluteTtl, Date.now() + LATE_AFTER_MS, JSON.stringify(s.roles)
       ))
-      if (created !== 1) throw new DependencyError('redis', new Error('write arrived after its deadline'))
+      if (created === 0) throw new DependencyError('redis', new Error('write arrived after its deadline'))
+      return created === 1
     },
 
     async rotate (q): Promise<RotateResult> {
-      const [outcome, jti, expiresAt] = await call(() => r.tollgateRotate(
-        ...userKeys(q.userId), sessionKey(q.userId, q.sid), q.sid, q.jti, q.nextJti, q.now, idleTtl, reuseInterval, q.userAgent ?? '', q.ip ?? '', Date.now() + LATE_AFTER_MS
+      const [outcome, jti, expiresAt, roles] = await call(() => r.tollgateRotate(
+        ...userKeys(q.userId), sessionKey(q.userId, q.sid),
+        q.sid, q.jti, q.nextJti, q.now, idleTtl, reuseInterval, q.userAgent ?? '', q.ip ?? '', Date.now() + LATE_AFTER_MS, q.roles ? JSON.stringify(q.roles) : ''
       ))
       if (outcome === 'late') throw new DependencyError('redis', new Error('write arrived after its deadline'))
-      if (outcome === 'rotated' || outcome === 'grace') return { outcome, jti: jti as string, expiresAt: Number(expiresAt) }
-      return { outcome: outcome as 'reuse' | 'unknown' | 'expired' }
+      if (outcome === 'rotated' || outcome === 'grace') {
+        return { outcome, jti: jti as string, expiresAt: Number(expiresAt), roles: JSON.parse(roles as string) as string[] }
+      }
+      return { outcome: outcome as 'reuse' | 'unknown' | 'expired' | 'no-roles' }
     },
 
     isAccessAllowed: createRedisAccessCheck({ redis, prefix }),
@@ -232,7 +250,7 @@ export function createRedisTokenStore ({ redis, prefix, idleTtl, reuseInterval, 
     )) === 1,
 
     endSessions: (e) => call(() => r.tollgateEndSessions(
-      ...userKeys(e.userId), `${base(e.userId)}:nbf`, e.except ?? '', Math.floor(e.now / 1000), absoluteTtl
+      ...userKeys(e.userId), `${base(e.userId)}:nbf`, closedKey(e.userId), e.except ?? '', Math.floor(e.now / 1000), absoluteTtl, e.closeAccount === true ? '1' : ''
     )).then(() => undefined),
 
     async listSessions (userId, now): Promise<SessionRecord[]> {

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import pg from 'pg'
 import t from 'tap'
-import { POSTGRES_URL, bearer, build, createTestDatabase, refresh, registerAndLogin } from '../helper.js'
+import { POSTGRES_URL, bearer, build, claimsOf, createTestDatabase, login, redisClient, refresh, registerAndLogin } from '../helper.js'
 import { eventually, expectUnavailableFast } from './support.js'
 
 // Issue 12: PostgreSQL up but refusing connections to the database (failover, maintenance, too many
@@ -45,12 +45,16 @@ for (const { way, close, open } of WAYS) {
 
     direct.username = role
     const app = await build(t, { config: { DATABASE_URL: direct.toString() } })
-    const { email, password, tokens } = await registerAndLogin(app)
+    const { userId, email, password, tokens } = await registerAndLogin(app)
+    // A session stored before sessions kept the user's roles: only its refresh reads the database.
+    const old = await login(app, email, password)
+    const oldSession = `${app.tollgate.config.REDIS_KEY_PREFIX}:{${userId}}:s:${claimsOf(old.refresh_token).sid as string}`
+    t.equal(await (await redisClient(t)).hdel(oldSession, 'roles'), 1, 'a session hash as an earlier version wrote it')
     const requests = {
       login: () => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } }),
       register: () => app.inject({ method: 'POST', url: '/auth/register', payload: { email: `new-${randomUUID()}@example.com`, password } }),
       me: () => app.inject({ method: 'GET', url: '/users/me', headers: bearer(tokens.access_token) }),
-      refresh: () => refresh(app, tokens.refresh_token),
+      refresh: () => refresh(app, old.refresh_token),
       ready: () => app.inject({ method: 'GET', url: '/health/ready' })
     }
 
@@ -70,6 +74,10 @@ for (const { way, close, open } of WAYS) {
       t.match(ready.headers['retry-after'], /^[1-9][0-9]*$/, `ready (${round}): Retry-After in seconds`)
       t.equal(ready.json().checks.database, 'down', `ready (${round}): the database is down`)
     }
+    // Any other refresh reads no database: it works through the outage.
+    const refreshed = await refresh(app, tokens.refresh_token)
+    t.equal(refreshed.statusCode, 200, 'a session\'s refresh works while the database is closed')
+    t.not(refreshed.json().refresh_token, tokens.refresh_token)
 
     await reopen()
     await eventually('login', 200, requests.login)
