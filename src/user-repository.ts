@@ -77,6 +77,15 @@ export function createUserRepository (orm: () => MikroORM) {
       return user
     }),
 
+    /**
+     * The user's password hash as committed, null without the user. FOR SHARE: a password reset or
+     * change still in its transaction is waited for, so the answer is the hash it commits.
+     */
+    passwordHashOf: (id: string) => guard(async () => {
+      const rows = await orm().em.getConnection().execute<Array<{ password_hash: string }>>('select password_hash from users where id = ? for share', [id])
+      return rows[0]?.password_hash ?? null
+    }),
+
     setPasswordHash: (id: string, passwordHash: string) =>
       guard(() => em().nativeUpdate(User, { id }, { passwordHash, updatedAt: new Date() })).then(() => undefined),
     remove: (id: string) => guard(() => em().nativeDelete(User, { id })).then(() => undefined),

@@ -44,15 +44,22 @@ export interface SessionServiceDeps {
 export function createSessionService ({ config, users, passwords, tokens, tokenStore, log, supersedeResetLinks }: SessionServiceDeps) {
   /**
    * Starts a session, which keeps the user's roles for its refreshes, and returns its first token
-   * pair. A user deleted since it was read gets the generic credentials error.
+   * pair. A user deleted since it was read gets the generic credentials error, and so does one whose
+   * password changed meanwhile: a reset or password change that committed while this password was
+   * being checked may have ended the user's sessions just before this one was created.
    */
-  async function startSession (user: Pick<User, 'id' | 'roles'>, client: Client): Promise<TokenResponse> {
+  async function startSession (user: Pick<User, 'id' | 'roles' | 'passwordHash'>, client: Client): Promise<TokenResponse> {
     const now = Date.now()
     const sid = randomUUID()
     const jti = randomUUID()
     const expiresAt = now + config.REFRESH_TOKEN_TTL * 1000
     const created = await tokenStore.createSession({ userId: user.id, sid, jti, now, expiresAt, ...client, roles: user.roles })
     if (created === false) throw new InvalidCredentialsError()
+    // After the session exists: a change that commits later ends it with the user's other sessions.
+    if (await users.passwordHashOf(user.id) !== user.passwordHash) {
+      await tokenStore.endSession({ userId: user.id, sid, now: Date.now() })
+      throw new InvalidCredentialsError()
+    }
     return tokens.tokenResponse({ userId: user.id, sid, roles: user.roles, refreshJti: jti, sessionExpiresAt: expiresAt })
   }
 
