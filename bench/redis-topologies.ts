@@ -36,7 +36,7 @@ async function endSessions (store: TokenStore, count: number, concurrency: numbe
   const userId = randomUUID()
   const sids = Array.from({ length: count }, () => randomUUID())
   const now = Date.now()
-  for (const sid of sids) await store.createSession({ userId, sid, jti: randomUUID(), now, expiresAt: now + 3_600_000, userAgent: null, ip: null, roles: [] } as Parameters<TokenStore['createSession']>[0])
+  for (const sid of sids) await store.createSession({ userId, sid, jti: randomUUID(), now, expiresAt: now + 3_600_000, userAgent: null, ip: null, roles: [] })
   const latencies: number[] = []
   const started = performance.now()
   let next = 0
