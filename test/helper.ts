@@ -8,6 +8,7 @@ import pg from 'pg'
 import type { DestinationStream } from 'pino'
 import type { TollgateOptions } from '../plugins/tollgate.js'
 import { loadConfig, type Config, type ConfigInput } from '../src/config.js'
+import { REDIS_CLIENT_OPTIONS } from '../src/redis-client.js'
 import { buildServer, type BuildServerOptions } from '../src/server.js'
 
 // The services of this machine kind (and of CI). Tests fail, never skip, when they are missing.
@@ -129,6 +130,21 @@ export async function deleteRedisPrefix (prefix: string): Promise<void> {
   } finally {
     redis.disconnect()
   }
+}
+
+/**
+ * A client made as Tollgate makes its own (fail-fast options, connected) and a fresh key prefix,
+ * for a Redis token store of the test's own: the client is closed and the prefix deleted at teardown.
+ */
+export async function storeRedis (t: TestContext): Promise<{ redis: Redis, prefix: string }> {
+  const redis = new Redis(REDIS_URL, REDIS_CLIENT_OPTIONS)
+  await redis.connect()
+  const prefix = `t-${randomBytes(6).toString('hex')}`
+  t.teardown(async () => {
+    redis.disconnect()
+    await deleteRedisPrefix(prefix)
+  })
+  return { redis, prefix }
 }
 
 /** A Redis client for reading the store's keys in assertions; closed at teardown. */

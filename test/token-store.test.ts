@@ -8,7 +8,7 @@ import type { TokenStore } from '../src/token-store/index.js'
 import { ABSOLUTE, IDLE, tokenStoreContract } from '../src/token-store/contract.js'
 import { createMemoryTokenStore } from '../src/token-store/memory.js'
 import { createRedisTokenStore } from '../src/token-store/redis.js'
-import { REDIS_URL, deleteRedisPrefix, tempDir } from './helper.js'
+import { REDIS_URL, deleteRedisPrefix, storeRedis, tempDir } from './helper.js'
 
 // The exported contract suite, run against both stores Tollgate ships.
 
@@ -53,13 +53,7 @@ const legacy = (now: number) => ({ userId: randomUUID(), sid: randomUUID(), jti:
 const lifetimes = { idleTtl: IDLE, absoluteTtl: ABSOLUTE, reuseInterval: 0 }
 
 t.test('redis: a session hash without roles (written by an earlier version)', async t => {
-  const redis = new Redis(REDIS_URL, REDIS_CLIENT_OPTIONS)
-  await redis.connect()
-  const prefix = `t-${randomBytes(6).toString('hex')}`
-  t.teardown(async () => {
-    redis.disconnect()
-    await deleteRedisPrefix(prefix)
-  })
+  const { redis, prefix } = await storeRedis(t)
   const store = createRedisTokenStore({ redis, prefix, ...lifetimes })
   const session = legacy(Date.now())
   t.equal(await store.createSession({ ...session, roles: [] }), true)

@@ -3,15 +3,13 @@
 // the account to new ones, also those of a login that read the user before the deletion.
 import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
-import { Redis } from 'ioredis'
 import pg from 'pg'
 import t from 'tap'
 import tollgate from '../../plugins/tollgate.js'
 import type { ConfigInput } from '../../src/config.js'
-import { REDIS_CLIENT_OPTIONS } from '../../src/redis-client.js'
 import type { TokenStore } from '../../src/token-store/index.js'
 import { createRedisTokenStore } from '../../src/token-store/redis.js'
-import { REDIS_URL, bearer, build, claimsOf, createTestDatabase, deleteRedisPrefix, login, pluginOptions, redisClient, registerAndLogin, type TestContext } from '../helper.js'
+import { bearer, build, claimsOf, createTestDatabase, login, pluginOptions, redisClient, registerAndLogin, storeRedis, type TestContext } from '../helper.js'
 import {
   expectAccessRevoked, expectAccessWorks, expectAllowlist, expectNoContent, expectRefreshRejected, expectRefreshWorks, userKey
 } from './support.js'
@@ -93,13 +91,7 @@ t.test('DELETE /users/me: no refresh works afterwards, whatever the session', as
  * endSessions can run a step right after its first call: a login and a deletion interleaved.
  */
 async function interleavedStore (t: TestContext) {
-  const redis = new Redis(REDIS_URL, REDIS_CLIENT_OPTIONS)
-  await redis.connect()
-  const prefix = `t-${randomBytes(6).toString('hex')}`
-  t.teardown(async () => {
-    redis.disconnect()
-    await deleteRedisPrefix(prefix)
-  })
+  const { redis, prefix } = await storeRedis(t)
   const inner = createRedisTokenStore({ redis, prefix, idleTtl: 3_600_000, reuseInterval: 0, absoluteTtl: 86_400_000 })
   const control = {
     holdCreate: null as Promise<void> | null,
