@@ -148,15 +148,13 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
     accessTokenTtl: config.ACCESS_TOKEN_TTL,
     refreshIdleTtl: config.REFRESH_IDLE_TTL
   })
-  const users = createUserRepository(function orm () {
+  function orm () {
     if (!database) throw new Error('tollgate: the database is not open yet')
     return database.orm
-  })
+  }
+  const users = createUserRepository(orm)
   const clock = options.clock ?? Date.now
-  const linkTokens = createLinkTokenRepository(function orm () {
-    if (!database) throw new Error('tollgate: the database is not open yet')
-    return database.orm
-  }, fastify.log)
+  const linkTokens = createLinkTokenRepository(orm, fastify.log)
   const sessions = createSessionService({
     config,
     users,

@@ -148,7 +148,6 @@ return out
 
 interface TollgateCommands {
   smembers (key: string): Promise<string[]>
-  ping (): Promise<string>
   tollgateCreateSession (...args: Array<string | number>): Promise<number>
   tollgateRotate (...args: Array<string | number>): Promise<string[]>
   tollgateIsAccessAllowed (...args: Array<string | number>): Promise<number>
