@@ -3,6 +3,7 @@
 // 503 or its usual answer, never 500 and never 200 for a revoked token, and Tollgate follows the new
 // master without a restart.
 import { randomUUID } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
@@ -26,6 +27,12 @@ async function replicated (setup: SentinelSetup): Promise<void> {
     Number(new RegExp(`${field}:(\\d+)`).exec(String(await ask({ ...node, password: setup.password, tls: setup.tls }, 'INFO', 'replication')))?.[1] ?? -1)
   const target = await offset(setup.master, 'master_repl_offset')
   await until(async () => await offset(setup.replica, 'slave_repl_offset') >= target, 10_000, 'the replica to catch up')
+}
+
+/** The end of each sentinel's log: why a failover did not happen (votes, TILT, no good replica). */
+async function sentinelLogTails (setup: SentinelSetup): Promise<string[][]> {
+  return await Promise.all(setup.sentinelLogs.map(async file =>
+    (await readFile(file, 'utf8').catch(() => '(no log)')).split('\n').slice(-25)))
 }
 
 /** The settings of a deployment behind these sentinels. */
@@ -88,8 +95,20 @@ async function failover (t: Test, setup: SentinelSetup) {
   }
   const summary = JSON.stringify(Object.fromEntries(Object.entries(seen).map(([k, v]) => [k, Object.fromEntries(v)])))
   const secured = { password: setup.password, tls: setup.tls }
-  const view = recovered ? '' : ` sentinels see the master at ${JSON.stringify(await ask({ ...setup.sentinels[0]!, ...secured }, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', setup.name))}, the replica (${setup.replica.port}) is ${JSON.stringify(await ask({ ...setup.replica, ...secured }, 'ROLE'))}; last warnings: ${warnings.slice(-5).join('')}`
-  t.ok(recovered, `recovered within ${FAILOVER_BOUND_MS} ms, without a restart (${summary})${view}`)
+  // Why not, if not: where the sentinels and the replica stand, the app's last warnings, and the
+  // sentinels' logs (votes, TILT, +switch-master).
+  const why = recovered
+    ? {}
+    : {
+        sentinelsSeeMasterAt: await ask({ ...setup.sentinels[0]!, ...secured }, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', setup.name),
+        replicaRole: await ask({ ...setup.replica, ...secured }, 'ROLE'),
+        lastWarnings: warnings.slice(-10).map(line => {
+          const entry = JSON.parse(line) as { time: number, msg: string, err?: { message?: string } }
+          return `${new Date(entry.time).toISOString()} ${entry.msg}: ${entry.err?.message ?? ''}`
+        }),
+        sentinelLogs: await sentinelLogTails(setup)
+      }
+  t.ok(recovered, `recovered within ${FAILOVER_BOUND_MS} ms, without a restart (${summary})`, why)
   t.ok(seen.me.has(503), 'requests during the failover answered 503')
   t.same([...seen.me.keys()].filter(s => s !== 200 && s !== 503), [], 'a live token: only 200 or 503')
   t.same([...seen.revokedAccess.keys()].filter(s => s !== 401 && s !== 503), [], 'a revoked access token: only 401 or 503, never 200')

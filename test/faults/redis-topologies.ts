@@ -130,6 +130,8 @@ export interface SentinelSetup {
   name: string
   password: string
   tls: boolean
+  /** Each sentinel's log file: what it saw and decided (+sdown, +odown, votes, +switch-master, +tilt). */
+  sentinelLogs: string[]
 }
 
 /**
@@ -150,17 +152,19 @@ export async function startSentinels (t: TestContext, { name = 'tollgate', tls =
   await until(async () => String(await ask(secured(replica), 'INFO', 'replication')).includes('master_link_status:up'), 15_000, 'the replica to sync')
 
   const sentinels: RedisProcess[] = []
+  const sentinelLogs: string[] = []
   for (let i = 0; i < 3; i++) {
     const port = await freePort()
     const dir = await tempDir(t)
     const file = join(dir, 'sentinel.conf')
+    sentinelLogs.push(join(dir, 'sentinel.log'))
     // A sentinel rewrites its config file, so each has its own.
     await writeFile(file, [
       ...(tls
         ? ['port 0', `tls-port ${port}`, `tls-cert-file ${join(TLS_DIR, 'server.pem')}`, `tls-key-file ${join(TLS_DIR, 'server-key.pem')}`,
             `tls-ca-cert-file ${join(TLS_DIR, 'ca.pem')}`, 'tls-auth-clients no', 'tls-replication yes']
         : [`port ${port}`]),
-      `bind ${HOST}`, `dir ${dir}`, `requirepass ${password}`, `sentinel sentinel-pass ${password}`,
+      `bind ${HOST}`, `dir ${dir}`, `logfile ${join(dir, 'sentinel.log')}`, `requirepass ${password}`, `sentinel sentinel-pass ${password}`,
       `sentinel monitor ${name} ${HOST} ${masterPort} 2`, `sentinel auth-pass ${name} ${password}`,
       `sentinel down-after-milliseconds ${name} 500`, `sentinel failover-timeout ${name} 5000`, `sentinel parallel-syncs ${name} 1`
     ].join('\n') + '\n')
@@ -173,5 +177,5 @@ export async function startSentinels (t: TestContext, { name = 'tollgate', tls =
       return known?.length === 2 && replicas?.length === 1
     }, 20_000, 'the sentinels to find each other and the replica')
   }
-  return { master, replica, sentinels, name, password, tls }
+  return { master, replica, sentinels, name, password, tls, sentinelLogs }
 }
