@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { Config } from '../src/config.js'
-import { createRedisClient, waitForFirstConnection, type RedisSettings } from '../src/redis-client.js'
+import { closeRedisClient, createRedisClient, waitForFirstConnection, type RedisSettings } from '../src/redis-client.js'
 import type { TokenStore } from '../src/token-store/index.js'
 import { createRedisTokenStore } from '../src/token-store/redis.js'
 import { withReplicaAcknowledgement } from '../src/token-store/replica-acknowledged.js'
@@ -61,7 +61,7 @@ async function main () {
     REDIS_PASSWORD: setup.password,
     REDIS_SENTINEL_PASSWORD: setup.password
   }), () => {})!
-  teardowns.push(() => client.disconnect())
+  teardowns.push(() => closeRedisClient(client))
   await waitForFirstConnection(client)
   const plain = createRedisTokenStore({ redis: client, prefix: `bench-${randomUUID()}`, ...STORE_OPTIONS })
   const waiting = withReplicaAcknowledgement(plain, client, 1)
@@ -87,7 +87,7 @@ async function main () {
   const nodes = await startRedisCluster(t)
   const beforeCluster = await clientsOn(nodes)
   const cluster = createRedisClient(settings({ REDIS_CLUSTER_NODES: nodes.map(n => `${n.host}:${n.port}`).join(',') }), () => {})!
-  teardowns.push(() => cluster.disconnect())
+  teardowns.push(() => closeRedisClient(cluster))
   await waitForFirstConnection(cluster)
   const store = createRedisTokenStore({ redis: cluster, prefix: `bench-${randomUUID()}`, ...STORE_OPTIONS })
   for (let i = 0; i < 20; i++) await endSessions(store, 10, 5)

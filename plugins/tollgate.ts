@@ -13,7 +13,7 @@ import { createPasswordHasher, type PasswordHasher } from '../src/password.js'
 import { createCsrfTokens, plainHttpOrigins, type CsrfTokens } from '../src/refresh-cookie.js'
 import { createAccountRecovery, type AccountRecovery } from '../src/recovery/account-recovery.js'
 import { createLinkTokenRepository } from '../src/recovery/link-token-repository.js'
-import { createRedisClient, isCluster, waitForFirstConnection, type RedisClient } from '../src/redis-client.js'
+import { closeRedisClient, createRedisClient, isCluster, waitForFirstConnection, type RedisClient } from '../src/redis-client.js'
 import { BODY_LIMIT, VALIDATION_OPTIONS, sharedSchemas } from '../src/schemas.js'
 import { createSessionService, type SessionService } from '../src/sessions/session-service.js'
 import type { TokenStore } from '../src/token-store/index.js'
@@ -103,7 +103,7 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
   let redis: RedisClient | undefined
   const created = createRedisClient(config, (err) => fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error'))
   if (created) {
-    fastify.addHook('onClose', async function closeRedis () { created.disconnect() })
+    fastify.addHook('onClose', async function closeRedis () { closeRedisClient(created) })
     redis = created
   } else if (typeof options.redis === 'object') {
     // The host's client: used, never closed.

@@ -51,7 +51,8 @@ export type RedisSettings = Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES' | '
 /**
  * A client Tollgate owns, with the fail-fast options above: one Redis (REDIS_URL), a Cluster
  * (REDIS_CLUSTER_NODES) or the master behind Sentinel (REDIS_SENTINELS); undefined without any.
- * Connect it with waitForFirstConnection.
+ * Connect it with waitForFirstConnection, and close it with closeRedisClient (not disconnect: a
+ * Sentinel client that ends otherwise connects again).
  */
 export function createRedisClient (settings: RedisSettings, onError: (err: Error) => void): Redis | Cluster | undefined {
   let client: Redis | Cluster
@@ -82,11 +83,38 @@ export function createRedisClient (settings: RedisSettings, onError: (err: Error
       enableTLSForSentinelMode: settings.REDIS_TLS
     }
     client = new Redis(options)
+    restartAfterUnexpectedEnd(client, onError)
   } else {
     return undefined
   }
   client.on('error', onError)
   return client
+}
+
+// Clients closed on purpose (closeRedisClient), which must stay closed.
+const closing = new WeakSet<Redis | Cluster>()
+
+/** Closes a client that createRedisClient made, for good. */
+export function closeRedisClient (client: Redis | Cluster): void {
+  closing.add(client)
+  client.disconnect()
+}
+
+const SENTINEL_RESTART_MS = 200
+
+/**
+ * ioredis (5.11) ends a Sentinel client for good, and never reconnects, when the failover detector's
+ * +switch-master arrives while it is asking the sentinels for the master (a reconnect during the
+ * failover, with a slow sentinel). Without this, Tollgate would answer 503 until restarted.
+ */
+function restartAfterUnexpectedEnd (client: Redis, onError: (err: Error) => void): void {
+  client.on('end', () => {
+    if (closing.has(client)) return
+    onError(new Error('the Redis Sentinel client ended on its own; connecting again'))
+    setTimeout(() => {
+      if (!closing.has(client) && client.status === 'end') client.connect().catch(() => { /* reported, and retried on the next end */ })
+    }, SENTINEL_RESTART_MS).unref()
+  })
 }
 
 // Duck-typed: a host's Cluster client may come from another copy or major version of ioredis.

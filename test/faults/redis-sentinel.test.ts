@@ -35,6 +35,12 @@ async function sentinelLogTails (setup: SentinelSetup): Promise<string[][]> {
     (await readFile(file, 'utf8').catch(() => '(no log)')).split('\n').slice(-25)))
 }
 
+/** One line of the app's log, short: when, what, and the error's message. */
+function summarize (line: string): string {
+  const entry = JSON.parse(line) as { time: number, msg: string, err?: { message?: string } }
+  return `${new Date(entry.time).toISOString()} ${entry.msg}: ${entry.err?.message ?? ''}`
+}
+
 /** The settings of a deployment behind these sentinels. */
 function sentinelConfig (setup: SentinelSetup) {
   return {
@@ -102,10 +108,7 @@ async function failover (t: Test, setup: SentinelSetup) {
     : {
         sentinelsSeeMasterAt: await ask({ ...setup.sentinels[0]!, ...secured }, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', setup.name),
         replicaRole: await ask({ ...setup.replica, ...secured }, 'ROLE'),
-        lastWarnings: warnings.slice(-10).map(line => {
-          const entry = JSON.parse(line) as { time: number, msg: string, err?: { message?: string } }
-          return `${new Date(entry.time).toISOString()} ${entry.msg}: ${entry.err?.message ?? ''}`
-        }),
+        lastWarnings: warnings.slice(-10).map(summarize),
         sentinelLogs: await sentinelLogTails(setup)
       }
   t.ok(recovered, `recovered within ${FAILOVER_BOUND_MS} ms, without a restart (${summary})`, why)
@@ -124,6 +127,34 @@ async function failover (t: Test, setup: SentinelSetup) {
   t.equal(rotated.statusCode, 200, 'the live session rotates on the new master')
   await loginPair(app, email)
 }
+
+// ioredis asks the sentinels for the master while it reconnects. A +switch-master that arrives in
+// the middle of that (the first sentinel is slow, so the asking lasts) ended the client for good:
+// status "end", no more reconnects, 503 until a restart.
+t.test('a failover while the first sentinel does not answer: the app still follows the new master', async t => {
+  const setup = await startSentinels(t)
+  const warnings: string[] = []
+  const logStream = new Writable({ write (chunk, _encoding, done) { warnings.push(String(chunk)); done() } })
+  const app = await build(t, { config: { ...sentinelConfig(setup), LOG_LEVEL: 'warn' }, logStream })
+  const email = `slow-sentinel-${randomUUID()}@example.com`
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })).statusCode, 201, 'register')
+  const live = await loginPair(app, email)
+  await replicated(setup)
+
+  setup.sentinels[0]!.pause()
+  try {
+    await setup.master.kill()
+    const me = () => app.inject({ method: 'GET', url: '/users/me', headers: bearer(live.access_token) })
+    await until(async () => (await me()).statusCode === 503, 5_000, 'the outage to show')
+    await until(async () => (await me()).statusCode === 200, FAILOVER_BOUND_MS, 'the app to follow the new master')
+      .catch(async (err: Error) => {
+        t.fail(err.message, { replicaRole: await ask({ ...setup.replica, password: setup.password }, 'ROLE'), lastWarnings: warnings.slice(-10).map(summarize) })
+      })
+  } finally {
+    setup.sentinels[0]!.resume()
+  }
+  t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: live.refresh_token } })).statusCode, 200, 'the session rotates on the new master')
+})
 
 t.test('REDIS_WAIT_REPLICAS: a revocation is acknowledged once a replica holds it, else 503', async t => {
   const setup = await startSentinels(t)
