@@ -1,6 +1,8 @@
 import { Writable } from 'node:stream'
+import Fastify from 'fastify'
 import t from 'tap'
-import { bearer, build, registerAndLogin } from './helper.js'
+import { serverOptions } from '../src/server.js'
+import { bearer, build, registerAndLogin, testConfig } from './helper.js'
 
 // Logs at the most verbose level through register, login, refresh, logout and failures must
 // carry no password and no token.
@@ -51,4 +53,22 @@ t.test('the server logger redacts credentials wherever a log call puts them', as
   for (const secret of ['header-secret', 'nested-header-secret', 'cookie-secret', 'pw-secret', 'rt-secret', 'at-secret', 'current-secret', 'new-secret']) {
     t.notOk(log.includes(secret), `${secret} is redacted`)
   }
+})
+
+// LOG_LEVEL=silent skips the per-request child logger (a cost with nothing logged); a route that
+// asks for a log level of its own still logs, with its request id.
+t.test('LOG_LEVEL=silent: nothing logged, except by a route with a log level of its own', async t => {
+  const lines: string[] = []
+  const logStream = new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } })
+  const app = Fastify(serverOptions(testConfig({ LOG_LEVEL: 'silent' }), {}, logStream))
+  t.teardown(() => app.close())
+  app.get('/quiet', async request => { request.log.error('from a quiet route'); return { ok: true } })
+  app.get('/loud', { logLevel: 'info' }, async request => { request.log.info('from a loud route'); return { ok: true } })
+  t.equal((await app.inject({ method: 'GET', url: '/quiet' })).statusCode, 200)
+  t.equal((await app.inject({ method: 'GET', url: '/loud' })).statusCode, 200)
+  const log = lines.join('')
+  t.notMatch(log, /from a quiet route/, 'silent: not logged')
+  const loud = lines.map(line => JSON.parse(line) as { msg: string, reqId?: string }).find(entry => entry.msg === 'from a loud route')
+  t.ok(loud, 'the route with logLevel info logs')
+  t.match(loud?.reqId, /^req-/, 'with its request id')
 })
