@@ -11,8 +11,9 @@
  *   c   POST /auth/refresh, every request presenting a live refresh token
  *   d   POST /auth/login with valid credentials
  *   e   raw argon2id verifies at src/password.ts's parameters, in a child process: the ceiling for d
- * Then a memory phase: RSS of a fresh server b after 10k and 100k protected requests, and Redis bytes
- * per live session. Results go to stdout and bench/results/latest.json.
+ * Then a memory phase: RSS of a fresh whole-app server after 10k, 50k and 100k protected requests
+ * (and further checkpoints up to --memory-total), and Redis bytes per live session. Results go to
+ * stdout and bench/results/latest.json.
  *
  * Flags (see BENCHMARKS.md):
  *   --smoke            one round of a few hundred requests; exit 1 on any error or non-2xx (CI)
@@ -23,6 +24,9 @@
  *                      report the paired ratios: an A/B test that cancels most machine noise
  *   --only a,b,…       a subset of the scenarios
  *   --skip-memory      no memory phase
+ *   --memory-total N   protected requests in the memory phase (default 100000), sampled after 10k,
+ *                      50k, 100k, 200k, 300k, 500k, 1M, 2M… and N: does RSS plateau or keep growing?
+ *   --only-memory      no scenarios: setup, the memory phase and the Redis bytes only
  *   --rounds N  --duration S  --connections C  --users U
  *   --enforce          exit 3 when a target is missed (never in smoke mode)
  * Exit codes: 0 ok; 1 errors or non-2xx answers (or a harness failure); 3 a target missed with --enforce.
@@ -73,6 +77,8 @@ const { values: flags } = parseArgs({
     profile: { type: 'boolean', default: false },
     enforce: { type: 'boolean', default: false },
     'skip-memory': { type: 'boolean', default: false },
+    'only-memory': { type: 'boolean', default: false },
+    'memory-total': { type: 'string' },
     compare: { type: 'string' },
     only: { type: 'string' },
     rounds: { type: 'string' },
@@ -97,13 +103,21 @@ function onlyFlag (value: string | undefined): Base[] {
 }
 
 const SMOKE = flags.smoke === true
+const ONLY_MEMORY = flags['only-memory'] === true
+if (ONLY_MEMORY && (SMOKE || flags['skip-memory'] === true || flags.only !== undefined || flags.compare !== undefined || flags.profile === true)) {
+  throw new Error('--only-memory: not with --smoke, --skip-memory, --only, --compare or --profile')
+}
+/** Where the memory phase samples (requests so far): these checkpoints up to the total, and the total. */
+const MEMORY_CHECKPOINTS = [10_000, 50_000, 100_000, 200_000, 300_000, 500_000, 1_000_000, 2_000_000, 3_000_000, 5_000_000]
+const memoryTotal = intFlag(flags['memory-total'], 100_000, 100_000, 10_000_000, 'memory-total')
 const compareRoot = flags.compare === undefined ? null : resolve(flags.compare)
 if (compareRoot && !existsSync(join(compareRoot, 'bench', 'server.ts'))) throw new Error(`--compare: ${compareRoot}/bench/server.ts not found`)
 const settings = {
   smoke: SMOKE,
   profile: flags.profile === true,
   compare: compareRoot,
-  only: onlyFlag(flags.only),
+  only: ONLY_MEMORY ? [] : onlyFlag(flags.only),
+  onlyMemory: ONLY_MEMORY,
   rounds: intFlag(flags.rounds, SMOKE ? 1 : 4, 1, 20, 'rounds'),
   durationS: intFlag(flags.duration, 7, 1, 60, 'duration'),
   connections: intFlag(flags.connections, 50, 1, 500, 'connections'),
@@ -111,10 +125,12 @@ const settings = {
   /** Smoke mode: requests per scenario instead of a duration. */
   smokeAmount: { a: 100, b: 100, 'b+': 100, "b'": 100, c: 100, d: 50, e: 50 } as Record<Base, number>,
   warmupS: SMOKE ? 0 : 2,
-  memory: SMOKE || flags['skip-memory'] === true ? null : { first: 10_000, total: 100_000 },
+  memory: SMOKE || flags['skip-memory'] === true
+    ? null
+    : { total: memoryTotal, checkpoints: [...new Set([...MEMORY_CHECKPOINTS.filter(n => n < memoryTotal), memoryTotal])] },
   redisSessionCounts: flags['skip-memory'] === true ? [] : SMOKE ? [1, 5] : [1, 10, 100]
 }
-if (!SMOKE && settings.rounds < 3) throw new Error('--rounds: at least 3 outside smoke mode')
+if (!SMOKE && !ONLY_MEMORY && settings.rounds < 3) throw new Error('--rounds: at least 3 outside smoke mode')
 
 /** Cores used by processes outside the benchmark above which a run is flagged as disturbed. */
 const OTHER_CORES_WARNING = 0.25
@@ -178,50 +194,101 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 // ---------------------------------------------------------------------------------------------
 // Memory
 
+/** One sample of the memory phase: the server's memory after `requests` protected requests. */
+interface RssSample extends MemorySample {
+  requests: number
+  /** Seconds since the memory server started. */
+  seconds: number
+  /** The harness machine's 1-minute load average when sampled: other processes on the machine. */
+  loadAverage: number
+}
+
 type RssResult =
-  | { measured: false, skipped: string, afterLoad?: Awaited<ReturnType<typeof serverMemory>> }
+  | { measured: false, skipped: string, afterLoad?: MemorySample }
   | {
     measured: true
     requests: { first: number, total: number, non2xx: number, errors: number }
-    at10k: Awaited<ReturnType<typeof serverMemory>>
-    at100k: Awaited<ReturnType<typeof serverMemory>>
+    samples: RssSample[]
+    /** The samples after 10k and 100k requests, the figures compared since issue 6. */
+    at10k: RssSample
+    at100k: RssSample
+    /** RSS after a full GC, 10k → 100k requests. */
     rssGrowthPercent: number
+    /** RSS after a full GC, 10k → the last sample. */
+    rssGrowthToLastPercent: number
     withinTenPercent: boolean
   }
 
 // After a full GC when the server allows it, so the figure does not depend on when the last
-// burst's garbage happens to be collected.
+// burst's garbage happens to be collected; and once RSS settled after it (see bench/server.ts).
 const rssOf = (m: MemorySample) => m.rssAfterGc ?? m.rss
 
-/** RSS of a fresh whole-app server (as in b+) after the first 10k protected requests and after 100k. */
+/** Requests per autocannon run in the memory phase: each run stays well within load()'s 120 s guard. */
+const MEMORY_CHUNK = 50_000
+
+/**
+ * RSS of a fresh whole-app server (as in b+) after 10k protected requests, 50k, 100k and the further
+ * checkpoints up to the total: a leak grows with every step, a high-water mark levels off.
+ *
+ * The server runs under tsx, like every bench server: tsx's module-loader thread holds ~45 MiB of
+ * RSS after boot (its own V8 heap) that it releases at some point, ~30 s after start when the server
+ * is idle, 25–140 s under this load; RSS then drops by ~40 MiB between two samples, whatever the
+ * requests. The compiled server (`npm start`) has neither: ~70 MiB less RSS, and no such step.
+ */
 async function rssPhase (config: ConfigInput, tokens: string[], loaded: ServerHandle): Promise<RssResult> {
   if (!settings.memory) {
     if (!SMOKE) return { measured: false, skipped: '--skip-memory' }
     return { measured: false, skipped: 'smoke mode: no 10k/100k comparison', afterLoad: await serverMemory(loaded) }
   }
-  const { first, total } = settings.memory
+  const { total, checkpoints } = settings.memory
+  const startedAt = Date.now()
   const server = await startServer({ name: 'memory', mode: 'tollgate', root: ROOT, config, nodeFlags: ['--expose-gc'] })
   try {
     const requests = bearerRequests('/bench/whoami', tokens)
-    const m1 = await load(server, requests, { amount: first }, settings.connections)
-    await new Promise(resolve => setTimeout(resolve, 500))
-    const at10k = await serverMemory(server)
-    const m2 = await load(server, requests, { amount: total - first }, settings.connections)
-    await new Promise(resolve => setTimeout(resolve, 500))
-    const at100k = await serverMemory(server)
+    const samples: RssSample[] = []
+    let done = 0
+    let non2xx = 0
+    let errors = 0
+    for (const checkpoint of checkpoints) {
+      while (done < checkpoint) {
+        const amount = Math.min(MEMORY_CHUNK, checkpoint - done)
+        const m = await load(server, requests, { amount }, settings.connections)
+        done += amount
+        non2xx += m.non2xx
+        errors += m.errors + m.timeouts
+      }
+      await new Promise(resolve => setTimeout(resolve, 500))
+      const sample: RssSample = { requests: done, seconds: round((Date.now() - startedAt) / 1000, 1), loadAverage: round(os.loadavg()[0] ?? Number.NaN, 2), ...await serverMemory(server) }
+      samples.push(sample)
+      console.log(`  ${formatRssSample(sample, samples[0] as RssSample)}`)
+    }
+    const at = (n: number) => samples.find(x => x.requests === n) as RssSample
+    const at10k = at(10_000)
+    const at100k = at(100_000)
+    const last = samples[samples.length - 1] as RssSample
     const growth = (rssOf(at100k) - rssOf(at10k)) / rssOf(at10k)
     return {
       measured: true,
-      requests: { first, total, non2xx: m1.non2xx + m2.non2xx, errors: m1.errors + m2.errors + m1.timeouts + m2.timeouts },
+      requests: { first: at10k.requests, total, non2xx, errors },
+      samples,
       at10k,
       at100k,
       rssGrowthPercent: round(growth * 100, 1),
+      rssGrowthToLastPercent: round((rssOf(last) - rssOf(at10k)) / rssOf(at10k) * 100, 1),
       // A leak check: growing by more than 10 % fails; shrinking (the heap settling after start-up) does not.
       withinTenPercent: growth <= 0.10
     }
   } finally {
     await stopChild(server.child)
   }
+}
+
+function formatRssSample (x: RssSample, first: RssSample): string {
+  const mib = (n: number | null) => n === null ? '-' : (n / 2 ** 20).toFixed(1)
+  const growth = (rssOf(x) - rssOf(first)) / rssOf(first) * 100
+  return `${x.requests.toLocaleString('en-US').padStart(9)} requests (${String(x.seconds).padStart(5)} s, load ${x.loadAverage.toFixed(2)}): ` +
+    `RSS after GC ${mib(rssOf(x))} MiB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %; anon ${mib(x.rssAnonAfterGc)}, file ${mib(x.rssFileAfterGc)}; settled in ${x.settleMs ?? '-'} ms, read at once ${mib(x.rssRightAfterGc)}), before GC ${mib(x.rss)}; ` +
+    `heap used after GC ${mib(x.heapUsedAfterGc)} of ${mib(x.heapTotalAfterGc)}; external ${mib(x.externalAfterGc)}, arrayBuffers ${mib(x.arrayBuffersAfterGc)} (MiB)`
 }
 
 /** MEMORY USAGE of every key of one user with 1..N live sessions (logins), and the bytes per session. */
@@ -351,7 +418,7 @@ async function main (): Promise<number> {
   const has = (b: Base) => settings.only.includes(b)
   console.log(`Tollgate benchmark${SMOKE ? ' (smoke)' : ''}${settings.profile ? ' (profiling: numbers are not comparable)' : ''}`)
   console.log(`machine: ${machine.nproc} cores (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}, PostgreSQL ${machine.postgres}, Redis ${machine.redis}`)
-  console.log(`settings: ${settings.rounds} round(s), ${SMOKE ? 'smoke amounts' : `${settings.durationS} s per scenario`}, ${settings.connections} connections, ${settings.users} users, scenarios ${settings.only.join(' ')}${compareRoot ? `, compared with ${compareRoot}` : ''}`)
+  console.log(`settings: ${settings.rounds} round(s), ${SMOKE ? 'smoke amounts' : `${settings.durationS} s per scenario`}, ${settings.connections} connections, ${settings.users} users, scenarios ${ONLY_MEMORY ? 'none (--only-memory)' : settings.only.join(' ')}${compareRoot ? `, compared with ${compareRoot}` : ''}${settings.memory ? `; memory phase: ${settings.memory.total.toLocaleString('en-US')} requests` : ''}`)
   if (machine.loadAverageAtStart > 1) console.log(`WARNING: load average ${machine.loadAverageAtStart} at the start: other processes share the machine; see the "other" cores`)
 
   const database = await createDatabase()
@@ -478,7 +545,7 @@ async function main (): Promise<number> {
   }
   const allServers = [...new Set([hello, ...Object.values(servers), compareServers?.tollgate ?? null, compareServers?.verifyOnly ?? null].filter((s): s is ServerHandle => s !== null))]
 
-  if (settings.warmupS > 0) {
+  if (settings.warmupS > 0 && list.length > 0) {
     for (const s of list) {
       await quiesce(allServers)
       await s.run({ durationS: settings.warmupS })
@@ -505,7 +572,8 @@ async function main (): Promise<number> {
   const repeats: Record<string, number> = {}
   let repeatedProblems = 0
   const measuredWindow = { fromUs: nowUs(), toUs: Number.POSITIVE_INFINITY }
-  for (let r = 0; r < settings.rounds; r++) {
+  // --only-memory: no scenario, so no round.
+  for (let r = 0; r < (list.length > 0 ? settings.rounds : 0); r++) {
     const results: Record<string, Measurement> = {}
     for (const s of list) {
       for (let attempt = 0; ; attempt++) {
@@ -544,15 +612,17 @@ async function main (): Promise<number> {
     { name: 'p99(b)', value: get('b')?.p99 ?? null, goal: '< 15 ms', pass: (v: number) => v < 15, show: (v: number) => `${fmt.ms(v)} ms` }
   ].filter(t => t.value !== null).map(t => ({ name: t.name, value: t.value as number, goal: t.goal, met: t.pass(t.value as number), shown: t.show(t.value as number) }))
 
-  console.log(`\nMedians over ${rounds.length} round(s), ${settings.connections} connections (e: ${settings.connections} verifies in flight); server CPU per request (all threads, and the main thread's share); cores used during the runs:`)
-  console.log(table([
-    ['', 'scenario', 'req/s', 'p50 ms', 'p99 ms', 'server µs/req', 'of which main', 'cores: server', 'main thread', 'autocannon', 'redis', 'pg', 'other', 'steal', 'disturbed', 'repeated', 'non-2xx/errors'],
-    ...list.map(s => {
-      const x = summary[s.id] as Summary
-      return [s.id, s.title, fmt.rps(x.rps), fmt.ms(x.p50), fmt.ms(x.p99), String(x.cpuUsPerRequest), x.mainUsPerRequest === null ? '-' : String(x.mainUsPerRequest), x.cores.server.toFixed(2), x.cores.serverMain === null ? '-' : x.cores.serverMain.toFixed(2), s.base === 'e' ? '-' : x.cores.autocannon.toFixed(2),
-        x.cores.redis.toFixed(2), x.cores.postgres.toFixed(2), x.cores.other.toFixed(2), x.cores.steal.toFixed(2), `${x.disturbedRounds}/${rounds.length}`, String(x.repeatedRuns), String(x.problems)]
-    })
-  ]))
+  if (list.length > 0) {
+    console.log(`\nMedians over ${rounds.length} round(s), ${settings.connections} connections (e: ${settings.connections} verifies in flight); server CPU per request (all threads, and the main thread's share); cores used during the runs:`)
+    console.log(table([
+      ['', 'scenario', 'req/s', 'p50 ms', 'p99 ms', 'server µs/req', 'of which main', 'cores: server', 'main thread', 'autocannon', 'redis', 'pg', 'other', 'steal', 'disturbed', 'repeated', 'non-2xx/errors'],
+      ...list.map(s => {
+        const x = summary[s.id] as Summary
+        return [s.id, s.title, fmt.rps(x.rps), fmt.ms(x.p50), fmt.ms(x.p99), String(x.cpuUsPerRequest), x.mainUsPerRequest === null ? '-' : String(x.mainUsPerRequest), x.cores.server.toFixed(2), x.cores.serverMain === null ? '-' : x.cores.serverMain.toFixed(2), s.base === 'e' ? '-' : x.cores.autocannon.toFixed(2),
+          x.cores.redis.toFixed(2), x.cores.postgres.toFixed(2), x.cores.other.toFixed(2), x.cores.steal.toFixed(2), `${x.disturbedRounds}/${rounds.length}`, String(x.repeatedRuns), String(x.problems)]
+      })
+    ]))
+  }
   if (targets.length > 0) {
     console.log(`\nTargets${SMOKE ? ' (not enforced in smoke mode)' : ''}:`)
     console.log(table([['', 'target', 'measured', 'goal', ''], ...targets.map(t => ['', t.name, t.shown, t.goal, t.met ? 'met' : 'MISSED'])]))
@@ -587,9 +657,12 @@ async function main (): Promise<number> {
   if (has('c')) console.log(`refresh pool: ${refreshPool.size} sessions; recovered after runs: ${refreshPool.recovered} (reuse interval), logged in again: ${refreshPool.relogged}`)
 
   console.log('\nMemory:')
+  if (settings.memory) console.log('whole-app server (b+), fresh, under --expose-gc; after each checkpoint of protected requests (RSS after a full GC):')
   const rss = await rssPhase(config, tokens, servers['b+'])
   if (rss.measured) {
-    console.log(`whole-app server (b+) RSS after a full GC, after ${rss.requests.first.toLocaleString('en-US')} protected requests: ${fmt.mib(rssOf(rss.at10k))}; after ${rss.requests.total.toLocaleString('en-US')}: ${fmt.mib(rssOf(rss.at100k))} (${rss.rssGrowthPercent >= 0 ? '+' : ''}${rss.rssGrowthPercent} %: ${rss.withinTenPercent ? 'within' : 'NOT within'} 10 %)`)
+    const last = rss.samples[rss.samples.length - 1] as RssSample
+    console.log(`RSS after a full GC, after ${rss.at10k.requests.toLocaleString('en-US')} protected requests: ${fmt.mib(rssOf(rss.at10k))}; after ${rss.at100k.requests.toLocaleString('en-US')}: ${fmt.mib(rssOf(rss.at100k))} (${rss.rssGrowthPercent >= 0 ? '+' : ''}${rss.rssGrowthPercent} %: ${rss.withinTenPercent ? 'within' : 'NOT within'} 10 %)` +
+      (last === rss.at100k ? '' : `; after ${last.requests.toLocaleString('en-US')}: ${fmt.mib(rssOf(last))} (${rss.rssGrowthToLastPercent >= 0 ? '+' : ''}${rss.rssGrowthToLastPercent} % from 10k)`))
     console.log(`  RSS right after the load, before that GC: ${fmt.mib(rss.at10k.rss)} → ${fmt.mib(rss.at100k.rss)}`)
     console.log(`  heap used after a full GC: ${fmt.mib(rss.at10k.heapUsedAfterGc ?? Number.NaN)} → ${fmt.mib(rss.at100k.heapUsedAfterGc ?? Number.NaN)}`)
   } else {

@@ -74,18 +74,82 @@ async function mainThreadMicros (): Promise<number | null> {
   }
 }
 
-function memory (): MemorySample {
+/** Resident anonymous and file-backed memory, bytes, from /proc/self/status; nulls off Linux. */
+async function residentKinds (): Promise<{ anon: number | null, file: number | null }> {
+  try {
+    const status = await readFile('/proc/self/status', 'utf8')
+    const kib = (field: string) => {
+      const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)
+      return m ? Number(m[1]) * 1024 : null
+    }
+    return { anon: kib('RssAnon'), file: kib('RssFile') }
+  } catch {
+    return { anon: null, file: null }
+  }
+}
+
+/** How long RSS must stay unchanged after the GC before it is read, and the most the server waits. */
+const SETTLE_STEP_MS = 100
+const SETTLE_STEPS = 3
+const SETTLE_MAX_MS = 5_000
+
+/**
+ * RSS once it stops moving after a full GC: V8 returns the pages that GC emptied on a background
+ * thread, within about 10–150 ms on this machine, so a reading taken at once still holds 10–50 MiB
+ * that are about to go, and how much depends on the scheduling of that thread (the noise of the
+ * RSS figures of issue 13). Waits until RSS stayed within 64 KiB over SETTLE_STEPS steps.
+ */
+async function settledRss (): Promise<{ rss: number, waitedMs: number }> {
+  const start = Date.now()
+  let last = process.memoryUsage.rss()
+  let stable = 0
+  while (stable < SETTLE_STEPS && Date.now() - start < SETTLE_MAX_MS) {
+    await new Promise(resolve => setTimeout(resolve, SETTLE_STEP_MS))
+    const now = process.memoryUsage.rss()
+    stable = Math.abs(now - last) <= 64 * 1024 ? stable + 1 : 0
+    last = now
+  }
+  return { rss: last, waitedMs: Date.now() - start }
+}
+
+async function memory (): Promise<MemorySample> {
   const before = process.memoryUsage()
   const gc = (globalThis as { gc?: () => void }).gc
-  let heapUsedAfterGc: number | null = null
-  let rssAfterGc: number | null = null
+  const sample: MemorySample = {
+    rss: before.rss,
+    heapUsed: before.heapUsed,
+    heapTotal: before.heapTotal,
+    external: before.external,
+    arrayBuffers: before.arrayBuffers,
+    heapUsedAfterGc: null,
+    rssAfterGc: null,
+    rssRightAfterGc: null,
+    settleMs: null,
+    heapTotalAfterGc: null,
+    externalAfterGc: null,
+    arrayBuffersAfterGc: null,
+    rssAnonAfterGc: null,
+    rssFileAfterGc: null
+  }
   if (gc) {
     gc()
+    const rightAfter = process.memoryUsage.rss()
+    const settled = await settledRss()
     const after = process.memoryUsage()
-    heapUsedAfterGc = after.heapUsed
-    rssAfterGc = after.rss
+    const kinds = await residentKinds()
+    Object.assign(sample, {
+      heapUsedAfterGc: after.heapUsed,
+      rssAfterGc: settled.rss,
+      rssRightAfterGc: rightAfter,
+      settleMs: settled.waitedMs,
+      heapTotalAfterGc: after.heapTotal,
+      externalAfterGc: after.external,
+      arrayBuffersAfterGc: after.arrayBuffers,
+      rssAnonAfterGc: kinds.anon,
+      rssFileAfterGc: kinds.file
+    })
   }
-  return { rss: before.rss, heapUsed: before.heapUsed, heapTotal: before.heapTotal, external: before.external, heapUsedAfterGc, rssAfterGc }
+  return sample
 }
 
 async function shutdown (code: number): Promise<never> {
@@ -113,7 +177,7 @@ process.on('message', (message: ToServer) => {
         const { user, system } = process.cpuUsage()
         send({ type: 'cpu', micros: user + system, mainMicros: await mainThreadMicros() })
       } else if (message.type === 'memory') {
-        send({ type: 'memory', ...memory() })
+        send({ type: 'memory', ...await memory() })
       } else if (message.type === 'close') {
         await shutdown(0)
       }

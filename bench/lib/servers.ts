@@ -58,8 +58,8 @@ export async function serverCpu (server: ServerHandle): Promise<{ micros: number
 export async function serverMemory (server: ServerHandle): Promise<MemorySample> {
   const reply = waitFor(server.child, m => (m as FromServer).type === 'memory' ? m as MemorySample : undefined, 30_000, `memory of ${server.name}`)
   sendTo(server.child, { type: 'memory' })
-  const { rss, heapUsed, heapTotal, external, heapUsedAfterGc, rssAfterGc } = await reply
-  return { rss, heapUsed, heapTotal, external, heapUsedAfterGc, rssAfterGc }
+  const { type: _type, ...sample } = await reply as MemorySample & { type: 'memory' }
+  return sample
 }
 
 /**
