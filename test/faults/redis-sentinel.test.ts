@@ -41,6 +41,13 @@ function summarize (line: string): string {
   return `${new Date(entry.time).toISOString()} ${entry.msg}: ${entry.err?.message ?? ''}`
 }
 
+/** An app behind these sentinels, and its warnings (Redis connection errors), shown if it does not recover. */
+async function sentinelApp (t: Test, setup: SentinelSetup): Promise<{ app: TestApp, warnings: string[] }> {
+  const warnings: string[] = []
+  const logStream = new Writable({ write (chunk, _encoding, done) { warnings.push(String(chunk)); done() } })
+  return { app: await build(t, { config: { ...sentinelConfig(setup), LOG_LEVEL: 'warn' }, logStream }), warnings }
+}
+
 /** The settings of a deployment behind these sentinels. */
 function sentinelConfig (setup: SentinelSetup) {
   return {
@@ -60,10 +67,7 @@ for (const tls of [false, true]) {
 }
 
 async function failover (t: Test, setup: SentinelSetup) {
-  // The app's warnings (Redis connection errors), shown if it does not recover.
-  const warnings: string[] = []
-  const logStream = new Writable({ write (chunk, _encoding, done) { warnings.push(String(chunk)); done() } })
-  const app = await build(t, { config: { ...sentinelConfig(setup), LOG_LEVEL: 'warn' }, logStream })
+  const { app, warnings } = await sentinelApp(t, setup)
   const ready = await app.inject({ method: 'GET', url: '/health/ready' })
   t.equal(ready.statusCode, 200, 'ready through the sentinels')
 
@@ -133,9 +137,7 @@ async function failover (t: Test, setup: SentinelSetup) {
 // status "end", no more reconnects, 503 until a restart.
 t.test('a failover while the first sentinel does not answer: the app still follows the new master', async t => {
   const setup = await startSentinels(t)
-  const warnings: string[] = []
-  const logStream = new Writable({ write (chunk, _encoding, done) { warnings.push(String(chunk)); done() } })
-  const app = await build(t, { config: { ...sentinelConfig(setup), LOG_LEVEL: 'warn' }, logStream })
+  const { app, warnings } = await sentinelApp(t, setup)
   const email = `slow-sentinel-${randomUUID()}@example.com`
   t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })).statusCode, 201, 'register')
   const live = await loginPair(app, email)
