@@ -1,11 +1,15 @@
 import { UniqueConstraintViolationException, type MikroORM } from '@mikro-orm/core'
 import { PostgreSqlDriver, type MikroORM as PostgreSqlORM } from '@mikro-orm/postgresql'
+import { batchedReads } from './batched-reads.js'
 import { User, normaliseEmail } from './entities/user.js'
 import { DependencyError, EmailTakenError } from './errors.js'
 
 const USER_COLUMNS = 'id, email, name, password_hash, roles, email_verified, created_at, updated_at'
 // Named: node-postgres prepares it on each connection the first time, then only binds and executes.
-const USER_BY_ID = { name: 'tollgate_user_by_id', text: `select ${USER_COLUMNS} from users where id = $1` }
+const USERS_BY_IDS = { name: 'tollgate_users_by_ids', text: `select ${USER_COLUMNS} from users where id = any($1::uuid[])` }
+// Ids come from verified tokens, but a malformed one must not fail the batch it shares.
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const MAX_BATCH = 100
 
 /** The node-postgres client behind one of knex's pooled connections (only what is used here). */
 interface PooledConnection {
@@ -36,12 +40,17 @@ export function createUserRepository (orm: () => MikroORM) {
   const toDate = (value: unknown) => value instanceof Date ? value : orm().em.getPlatform().parseDate(value as string)
 
   async function findOneBy (column: 'id' | 'email', value: string): Promise<User | null> {
-    const rows = column === 'id' && orm().config.get('driver') === PostgreSqlDriver
-      ? await preparedById(value)
-      : await orm().em.getConnection().execute<Array<Record<string, unknown>>>(
-        `select ${USER_COLUMNS} from users where ${column} = ? limit 1`, [value])
+    if (column === 'id' && orm().config.get('driver') === PostgreSqlDriver) {
+      if (!UUID.test(value)) return null
+      return await batchedById(value.toLowerCase()) ?? null
+    }
+    const rows = await orm().em.getConnection().execute<Array<Record<string, unknown>>>(
+      `select ${USER_COLUMNS} from users where ${column} = ? limit 1`, [value])
     const row = rows[0]
-    if (!row) return null
+    return row ? toUser(row) : null
+  }
+
+  function toUser (row: Record<string, unknown>): User {
     return Object.assign(new User(), {
       id: row.id,
       email: row.email,
@@ -54,18 +63,20 @@ export function createUserRepository (orm: () => MikroORM) {
     })
   }
 
-  // The read by id (every GET /users/me) on a PostgreSQL server: a named prepared statement, which
-  // each pooled connection parses and plans once, sent straight to the driver on a connection of the
-  // ORM's own pool (its timeouts and failure handling apply). PGlite takes the general path.
-  async function preparedById (id: string): Promise<Array<Record<string, unknown>>> {
+  // The read by id (every GET /users/me) on a PostgreSQL server: the reads of one event-loop turn
+  // as one named prepared statement, which each pooled connection parses and plans once, sent
+  // straight to the driver on a connection of the ORM's own pool (its timeouts and failure handling
+  // apply). PGlite takes the general path.
+  const batchedById = batchedReads(async (ids: string[]) => {
     const pool = (orm() as unknown as PostgreSqlORM).em.getConnection().getKnex().client
     const connection = await pool.acquireConnection() as PooledConnection
     try {
-      return (await connection.query({ ...USER_BY_ID, values: [id] })).rows
+      const { rows } = await connection.query({ ...USERS_BY_IDS, values: [ids] })
+      return new Map(rows.map(row => [row.id as string, toUser(row)]))
     } finally {
       pool.releaseConnection(connection)
     }
-  }
+  }, MAX_BATCH)
 
   return {
     findByEmail: (email: string) => guard(() => findOneBy('email', normaliseEmail(email))),

@@ -31,3 +31,29 @@ t.test('GET /users/me stays correct across a schema change and a removed row', a
   t.equal(gone.statusCode, 401, 'a removed user: 401')
   t.equal(gone.json().code, 'INVALID_TOKEN')
 })
+
+// Reads by id of one event-loop turn share one query (src/batched-reads.ts): under load, every
+// request in a batch must still get its own user, and a missing one must not fail the others.
+t.test('GET /users/me for many users at once: each gets its own row', async t => {
+  const databaseUrl = await createTestDatabase(t)
+  const app = await build(t, { config: { DATABASE_URL: databaseUrl } })
+  const users = await Promise.all(Array.from({ length: 30 }, () => registerAndLogin(app)))
+  const gone = users[7] as typeof users[number]
+  const db = new pg.Client({ connectionString: databaseUrl })
+  await db.connect()
+  t.teardown(() => db.end())
+  await db.query('delete from users where id = $1', [gone.userId])
+
+  // Each user asks three times, interleaved, so batches hold repeated and distinct ids.
+  const asked = [...users, ...users, ...users]
+  const answers = await Promise.all(asked.map(u => app.inject({ method: 'GET', url: '/users/me', headers: bearer(u.tokens.access_token) })))
+  answers.forEach((res, i) => {
+    const user = asked[i] as typeof users[number]
+    if (user === gone) {
+      t.equal(res.statusCode, 401, 'the removed user: 401')
+      return
+    }
+    t.equal(res.statusCode, 200)
+    t.same([res.json().id, res.json().email], [user.userId, user.email], 'its own user')
+  })
+})
