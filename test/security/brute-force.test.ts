@@ -67,6 +67,35 @@ t.test('register and refresh are limited per client IP', async t => {
   t.ok(limited.headers['retry-after'])
 })
 
+// Each refresh request counts once against its client IP's limit, wherever it fails, and one over
+// the limit spends nothing. (Issue 13 tried counting in the rotation's own Redis round trip; this
+// pinned the behaviour that had to stay.)
+t.test('refresh: every request counts once, whether it fails before the rotation, in it, or passes', async t => {
+  const app = await build(t, { config: { RATE_LIMIT_MAX: 6, RATE_LIMIT_WINDOW: 3 } })
+  const { tokens } = await registerAndLogin(app)
+  // A logged-out session's refresh token: refused by the store (a spent one would revoke the session).
+  const other = await registerAndLogin(app)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: { authorization: `Bearer ${other.tokens.access_token}` } })).statusCode, 204)
+
+  const post = (payload: unknown, headers: Record<string, string> = {}) => app.inject({ method: 'POST', url: '/auth/refresh', payload: payload as string, headers })
+  t.equal((await post({ refresh_token: 'not-a-token' })).statusCode, 400, '1: a token that does not verify')
+  t.equal((await post({})).statusCode, 400, '2: no token')
+  t.equal((await post('refresh_token=x', { 'content-type': 'text/plain' })).statusCode, 400, '3: a content type it does not take')
+  const rotated = await post({ refresh_token: tokens.refresh_token })
+  t.equal(rotated.statusCode, 200, '4: rotated')
+  t.equal((await post({ refresh_token: other.tokens.refresh_token })).statusCode, 400, '5: refused by the store, and counted once')
+  const last = await post({ refresh_token: rotated.json().refresh_token })
+  t.equal(last.statusCode, 200, '6: the last one within the limit')
+  const live = last.json().refresh_token as string
+
+  const limited = await post({ refresh_token: live })
+  t.equal(limited.statusCode, 429, '7: over the limit')
+  t.match(limited.headers['retry-after'], /^[1-3]$/)
+  t.same(limited.json(), RATE_LIMITED)
+  await new Promise(resolve => setTimeout(resolve, Number(limited.headers['retry-after']) * 1000 + 100))
+  t.equal((await post({ refresh_token: live })).statusCode, 200, 'the refused token was not spent: it rotates in the next window')
+})
+
 t.test('a rate-limit store failure is a 503, never a pass', async t => {
   const app = await build(t, { config: { REDIS_URL: `redis://127.0.0.1:${await closedPort()}` } })
   // Register needs no Redis but for its rate limit: a 201 here would mean the limit was skipped.
