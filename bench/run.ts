@@ -21,7 +21,10 @@
  *                      the measured rounds' self time; profiles in bench/results/server-*.cpuprofile
  *   --compare DIR      also run b, b', c, d against a Tollgate server started from the checkout DIR
  *                      (e.g. a scratch copy with one change), alternating with this checkout's, and
- *                      report the paired ratios: an A/B test that cancels most machine noise
+ *                      report the paired ratios: an A/B test that cancels most machine noise. The
+ *                      setup's logins go through a third server, stopped before measuring. Even so,
+ *                      an A/A run (both sides the same code) moved by up to 15 % in 4 rounds: run
+ *                      A/Bs both ways, with 6-10 rounds, and trust only what both directions agree on
  *   --only a,b,…       a subset of the scenarios
  *   --skip-memory      no memory phase
  *   --memory-total N   protected requests in the memory phase (default 100000), sampled after 10k,
