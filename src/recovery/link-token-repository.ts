@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { EntityManager, MikroORM } from '@mikro-orm/core'
+import type { MikroORM } from '@mikro-orm/core'
 import { DependencyError, ExpiredLinkTokenError, SupersededLinkTokenError, TollgateError, UnknownLinkTokenError, UsedLinkTokenError } from '../errors.js'
 import { logSafeError } from '../log-safe-error.js'
 import { isConnectionFailure } from '../user-repository.js'
@@ -57,8 +57,11 @@ export function createLinkTokenRepository (orm: () => MikroORM, log: { warn (det
   async function inTransaction<T> (work: (sql: (query: string, params: unknown[]) => Promise<Row[]>) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await guard(() => orm().em.fork().transactional(async (em: EntityManager) =>
-          work((query, params) => em.getConnection().execute<Row[]>(query, params, 'all', em.getTransactionContext()))))
+        // The connection's transaction, not the EntityManager's: that one runs in an AsyncLocalStorage
+        // (see create in ../user-repository.ts).
+        const connection = orm().em.getConnection()
+        return await guard(() => connection.transactional(async trx =>
+          work((query, params) => connection.execute<Row[]>(query, params, 'all', trx))))
       } catch (err) {
         if (!isTransactionConflict(err)) throw err
         if (attempt >= TRANSACTION_ATTEMPTS) throw new DependencyError('postgres', err)
