@@ -1,8 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
-import type { FastifyInstance } from 'fastify'
-import t from 'tap'
+import type { FastifyInstance, InjectOptions } from 'fastify'
+import t, { type Test } from 'tap'
 import { openDatabase } from '../../src/database.js'
 import { User } from '../../src/entities/user.js'
 import { bearer, build, createTestDatabase, login, refresh, tempDir, type BuildOptions } from '../helper.js'
@@ -32,13 +32,13 @@ function watchAsyncLocalStorage (t: Parameters<typeof build>[0]): Started[] {
   return started
 }
 
-async function expectStatus (app: FastifyInstance, request: Parameters<FastifyInstance['inject']>[0], status: number) {
+async function expectStatus (app: FastifyInstance, request: InjectOptions, status: number) {
   const res = await app.inject(request)
   if (res.statusCode !== status) throw new Error(`${JSON.stringify(request)}: ${res.statusCode} ${res.body}`)
   return res
 }
 
-async function everyWrite (t: Parameters<typeof build>[0], config: NonNullable<BuildOptions['config']>) {
+async function everyWrite (t: Test, config: NonNullable<BuildOptions['config']>) {
   const smtp = await startSmtpServer(t)
   const app = await build(t, { config: { SMTP_URL: smtp.url, APP_URL: 'https://app.example.com', ...config } })
   const started = watchAsyncLocalStorage(t)
