@@ -40,8 +40,9 @@ async function expectStatus (app: FastifyInstance, request: InjectOptions, statu
 
 async function everyWrite (t: Test, config: NonNullable<BuildOptions['config']>) {
   const smtp = await startSmtpServer(t)
-  const app = await build(t, { config: { SMTP_URL: smtp.url, APP_URL: 'https://app.example.com', ...config } })
+  // From before the boot: the migrations of the fresh database run in a transaction too.
   const started = watchAsyncLocalStorage(t)
+  const app = await build(t, { config: { SMTP_URL: smtp.url, APP_URL: 'https://app.example.com', ...config } })
   const email = `no-async-context-${randomUUID()}@example.com`
 
   await expectStatus(app, { method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } }, 201)
@@ -69,7 +70,7 @@ async function everyWrite (t: Test, config: NonNullable<BuildOptions['config']>)
   t.same(started.map(s => s.stack), [], 'no AsyncLocalStorage was started')
 }
 
-t.test('no route starts an AsyncLocalStorage: register, verify, log in, refresh, change and reset the password, log out, delete', async t => {
+t.test('neither the boot (with its migrations) nor any route starts an AsyncLocalStorage: register, verify, log in, refresh, change and reset the password, log out, delete', async t => {
   t.test('on PostgreSQL and Redis', t => everyWrite(t, {}))
   t.test('on the embedded default (PGlite, in-process store)', async t => {
     await everyWrite(t, { DATABASE_URL: undefined, REDIS_URL: undefined, DATA_DIR: join(await tempDir(t), 'data') })
