@@ -11,8 +11,9 @@ import { linkToken, startSmtpServer } from '../recovery/support.js'
 // On Node 20 the first AsyncLocalStorage.run (or enterWith) turns on promise hooks for the whole
 // process, for good, and every promise of every later request pays for them: 7-29 % more CPU per
 // request in the bench (issue 13). MikroORM runs one inside each flush and EntityManager
-// transaction, so Tollgate's writes go around both. This walks every route that writes and checks
-// that none of them starts one.
+// transaction, so Tollgate's writes go around both. This walks a flow through every kind of
+// database write (user insert, link-token transactions, updates, delete) and checks that nothing
+// starts one.
 
 const PASSWORD = 'correct horse battery staple'
 
