@@ -498,7 +498,7 @@ async function main (): Promise<number> {
   // write can change what every later request costs (MikroORM's flush turned on Node's promise hooks
   // for good, issue 13), and an A/B whose servers never wrote would not see it.
   const measured = new Set([servers['b+'], servers["b'"], servers.c, servers.d, ...(compareServers ? [compareServers.tollgate] : [])])
-  await Promise.all([...measured].map(async server => { await register(server.port, `bench-first-write-${randomBytes(6).toString('hex')}@example.com`) }))
+  await Promise.all([...measured].map(server => register(server.port, `bench-first-write-${randomBytes(6).toString('hex')}@example.com`)))
   console.log(`setup: ${users.length} users, ${users.length + sessions.length} sessions${setupServer ? ' on a server of their own, now stopped' : ''} (${((Date.now() - setupStart) / 1000).toFixed(1)} s)`)
 
   // Scenarios, in round order; a --compare variant right after its base.

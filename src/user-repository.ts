@@ -39,8 +39,11 @@ export function createUserRepository (orm: () => MikroORM) {
   // pg (as MikroORM configures it) returns timestamps as strings, PGlite as Dates.
   const toDate = (value: unknown) => value instanceof Date ? value : orm().em.getPlatform().parseDate(value as string)
 
+  // Whether reads by id are batched: known once the ORM is open, then the same for every request.
+  let batchesById: boolean | undefined
+
   async function findOneBy (column: 'id' | 'email', value: string): Promise<User | null> {
-    if (column === 'id' && orm().config.get('driver') === PostgreSqlDriver) {
+    if (column === 'id' && (batchesById ??= orm().config.get('driver') === PostgreSqlDriver)) {
       if (!UUID.test(value)) return null
       return await batchedById(value.toLowerCase()) ?? null
     }
