@@ -353,6 +353,8 @@ interface Summary {
   cpuUsPerRequest: number
   /** Of which on the main (event-loop) thread. */
   mainUsPerRequest: number | null
+  /** CPU per successful request of every process measured: server, autocannon, Redis, PostgreSQL. */
+  wholeMachineUsPerRequest: number
   ok: number
   problems: number
   cores: { server: number, serverMain: number | null, autocannon: number, redis: number, postgres: number, other: number, steal: number }
@@ -371,6 +373,7 @@ function summarise (title: string, ms: Measurement[], repeatedRuns: number): Sum
     p99: med(m => m.p99, 3),
     cpuUsPerRequest: med(m => m.serverCores * 1e6 / m.rps, 0),
     mainUsPerRequest: ms.some(m => m.serverMainCores === null || m.serverMainCores === undefined) ? null : med(m => (m.serverMainCores as number) * 1e6 / m.rps, 0),
+    wholeMachineUsPerRequest: med(m => (m.serverCores + m.loaderCores + (m.redisCores ?? 0) + (m.postgresCores ?? 0)) * 1e6 / m.rps, 0),
     ok: ms.reduce((t, m) => t + m.ok, 0),
     problems: ms.reduce((t, m) => t + problemsOf(m), 0),
     cores: {
@@ -639,6 +642,37 @@ async function main (): Promise<number> {
     console.log(`\nTargets${SMOKE ? ' (not enforced in smoke mode)' : ''}:`)
     console.log(table([['', 'target', 'measured', 'goal', ''], ...targets.map(t => ['', t.name, t.shown, t.goal, t.met ? 'met' : 'MISSED'])]))
   }
+  // What the machine allows each scenario (BENCHMARKS.md, "What two cores allow"): requests per
+  // second can exceed neither the machine's cores over the CPU a request costs every process
+  // measured, nor one core over the server's main-thread CPU per request. Both as a share of the
+  // scenario's ceiling, as the goals are: e for d, a for the others.
+  const limits = list.filter(s => !s.variant && s.base !== 'a' && s.base !== 'e' && get(s.base === 'd' ? 'e' : 'a')).map(s => {
+    const x = summary[s.id] as Summary
+    const ceiling = s.base === 'd' ? 'e' : 'a'
+    const ceilingRps = (get(ceiling) as Summary).rps
+    const machineLimitRps = machine.nproc * 1e6 / x.wholeMachineUsPerRequest
+    const mainThreadLimitRps = x.mainUsPerRequest === null ? null : 1e6 / x.mainUsPerRequest
+    return {
+      scenario: s.id,
+      ceiling,
+      wholeMachineUsPerRequest: x.wholeMachineUsPerRequest,
+      mainUsPerRequest: x.mainUsPerRequest,
+      machineLimitRps: round(machineLimitRps, 1),
+      mainThreadLimitRps: mainThreadLimitRps === null ? null : round(mainThreadLimitRps, 1),
+      machineLimitOfCeiling: round(machineLimitRps / ceilingRps, 3),
+      mainThreadLimitOfCeiling: mainThreadLimitRps === null ? null : round(mainThreadLimitRps / ceilingRps, 3),
+      measuredOfCeiling: round(x.rps / ceilingRps, 3)
+    }
+  })
+  if (limits.length > 0 && !SMOKE) {
+    console.log(`\nLimits set by the machine: req/s ≤ ${machine.nproc} cores ÷ the CPU per request of server + autocannon + Redis + PostgreSQL, and ≤ 1 core ÷ the server's main-thread CPU per request:`)
+    console.log(table([
+      ['', 'scenario', 'whole machine µs/req', 'main µs/req', 'machine limit /s', 'main-thread limit /s', 'of the ceiling: machine limit', 'main-thread limit', 'measured'],
+      ...limits.map(l => ['', `${l.scenario} (÷ ${l.ceiling})`, l.wholeMachineUsPerRequest.toLocaleString('en-US'), l.mainUsPerRequest === null ? '-' : l.mainUsPerRequest.toLocaleString('en-US'), fmt.rps(l.machineLimitRps),
+        l.mainThreadLimitRps === null ? '-' : fmt.rps(l.mainThreadLimitRps), fmt.pct(l.machineLimitOfCeiling), l.mainThreadLimitOfCeiling === null ? '-' : fmt.pct(l.mainThreadLimitOfCeiling), fmt.pct(l.measuredOfCeiling)])
+    ]))
+  }
+
   const wholeApp = get('b+')
   const bPlusOfA = ratio('b+', 'a')
   // Not a target of the issue: the same route inside the whole app, for comparison with b.
@@ -718,6 +752,7 @@ async function main (): Promise<number> {
     targets: targets.map(t => ({ name: t.name, value: round(t.value, 4), goal: t.goal, met: t.met })),
     comparison: comparison.length > 0 ? comparison : undefined,
     rounds: rounds.map(r => Object.fromEntries(Object.entries(r).map(([id, m]) => [id, roundForJson(m)]))),
+    limits,
     refreshPool: has('c') ? { sessions: refreshPool.size, recovered: refreshPool.recovered, loggedInAgain: refreshPool.relogged } : undefined,
     memory: { serverB: rss, redis: redisMemory },
     profiles,
