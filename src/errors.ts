@@ -36,9 +36,12 @@ export class RateLimitedError extends TollgateError {
   constructor () { super('RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429) }
 }
 
-/** REQUIRE_VERIFIED_EMAIL: told only to whoever gave the right password. */
+/**
+ * REQUIRE_VERIFIED_EMAIL: told only to whoever gave the right password. A new verification link needs
+ * a login, which this refuses, so the way out it names is the password reset.
+ */
 export class EmailNotVerifiedError extends TollgateError {
-  constructor () { super('EMAIL_NOT_VERIFIED', 'Verify your email address first: open the link mailed to it, or ask for a new one', 403) }
+  constructor () { super('EMAIL_NOT_VERIFIED', 'Verify your email address first: open the link mailed to it. If that link has expired, ask for a password reset (POST /auth/password/forgot): its link verifies the address too', 403) }
 }
 
 // A mailed link's token (email verification, password reset) that cannot be used, and why: only its

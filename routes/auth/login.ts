@@ -31,7 +31,7 @@ const loginRoute: FastifyPluginAsyncTypebox = async function loginRoute (fastify
           : tokenResponse('A new session\'s access and refresh tokens'),
         400: errorResponse('The body is invalid: a field is missing, malformed or unknown (message names it)'),
         401: unauthorized('Wrong email or password (one generic answer for both)'),
-        403: errorResponse('`EMAIL_NOT_VERIFIED`: the password is right, but REQUIRE_VERIFIED_EMAIL is on and the address is not verified yet'),
+        403: errorResponse('`EMAIL_NOT_VERIFIED`: the password is right, but REQUIRE_VERIFIED_EMAIL is on and the address is not verified yet. Without the mailed link, a password reset (POST /auth/password/forgot) verifies the address'),
         ...jsonBodyErrors(),
         429: rateLimited('Too many attempts from this address or for this account; retry after Retry-After'),
         503: unavailable()

@@ -180,6 +180,26 @@ t.test('REQUIRE_VERIFIED_EMAIL=true: an unverified account cannot log in, and le
   t.type(verified.json().access_token, 'string')
 })
 
+t.test('REQUIRE_VERIFIED_EMAIL=true: the 403 names the way in without a login, a password reset, and it works', async t => {
+  const { app, smtp } = await setup(t, { REQUIRE_VERIFIED_EMAIL: true })
+  const email = newEmail()
+  await register(app, email)
+  await smtp.nextMailTo(email) // the verification mail, left unopened (as if its link had expired)
+
+  const refused = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } })
+  t.equal(refused.json().code, 'EMAIL_NOT_VERIFIED')
+  t.match(refused.json().message, /password reset \(POST \/auth\/password\/forgot\)/, 'the message names the route')
+
+  t.equal((await app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })).statusCode, 202)
+  const resetToken = linkToken((await smtp.nextMailTo(email)).text, 'reset-password')
+  const newPassword = 'another long passphrase'
+  const reset = await app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token: resetToken, new_password: newPassword } })
+  t.equal(reset.statusCode, 204)
+  const loggedIn = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: newPassword } })
+  t.equal(loggedIn.statusCode, 200, 'the reset verified the address: login works')
+  t.equal((await me(app, loggedIn.json().access_token)).email_verified, true)
+})
+
 t.test('REQUIRE_VERIFIED_EMAIL unset: an unverified account logs in (the default)', async t => {
   const { app } = await setup(t)
   const email = newEmail()
