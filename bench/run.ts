@@ -373,7 +373,7 @@ function summarise (title: string, ms: Measurement[], repeatedRuns: number): Sum
     p99: med(m => m.p99, 3),
     cpuUsPerRequest: med(m => m.serverCores * 1e6 / m.rps, 0),
     mainUsPerRequest: ms.some(m => m.serverMainCores === null || m.serverMainCores === undefined) ? null : med(m => (m.serverMainCores as number) * 1e6 / m.rps, 0),
-    wholeMachineUsPerRequest: med(m => (m.serverCores + m.loaderCores + (m.redisCores ?? 0) + (m.postgresCores ?? 0)) * 1e6 / m.rps, 0),
+    wholeMachineUsPerRequest: med(m => (m.serverCores + m.loaderCores + (m.redisCores ?? 0) + (m.postgresCores ?? 0)) * 1e6 / m.rps, 1),
     ok: ms.reduce((t, m) => t + m.ok, 0),
     problems: ms.reduce((t, m) => t + problemsOf(m), 0),
     cores: {
