@@ -646,9 +646,10 @@ async function main (): Promise<number> {
   // second can exceed neither the machine's cores over the CPU a request costs every process
   // measured, nor one core over the server's main-thread CPU per request. Both as a share of the
   // scenario's ceiling, as the goals are: e for d, a for the others.
-  const limits = list.filter(s => !s.variant && s.base !== 'a' && s.base !== 'e' && get(s.base === 'd' ? 'e' : 'a')).map(s => {
+  const ceilingOf = (s: Scenario) => s.base === 'd' ? 'e' : 'a'
+  const limits = list.filter(s => !s.variant && s.base !== 'a' && s.base !== 'e' && get(ceilingOf(s))).map(s => {
     const x = summary[s.id] as Summary
-    const ceiling = s.base === 'd' ? 'e' : 'a'
+    const ceiling = ceilingOf(s)
     const ceilingRps = (get(ceiling) as Summary).rps
     const machineLimitRps = machine.nproc * 1e6 / x.wholeMachineUsPerRequest
     const mainThreadLimitRps = x.mainUsPerRequest === null ? null : 1e6 / x.mainUsPerRequest
