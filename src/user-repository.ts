@@ -28,6 +28,8 @@ export function createUserRepository (orm: () => MikroORM) {
     try {
       return await run()
     } catch (err) {
+      // Redis's 503 from inside a transaction passes as it is.
+      if (err instanceof DependencyError) throw err
       if (err instanceof UniqueConstraintViolationException) throw new EmailTakenError()
       if (isConnectionFailure(err)) throw new DependencyError('postgres', err)
       throw err
@@ -102,8 +104,19 @@ export function createUserRepository (orm: () => MikroORM) {
       return rows[0]?.password_hash ?? null
     }),
 
-    setPasswordHash: (id: string, passwordHash: string) =>
-      guard(() => em().nativeUpdate(User, { id }, { passwordHash, updatedAt: new Date() })).then(() => undefined),
+    /**
+     * Stores a new password hash, and runs `beforeCommit` (ending sessions) in the same transaction:
+     * if it fails, the hash stays as it was. The update's row lock makes a login's passwordHashOf
+     * wait for the outcome.
+     */
+    setPasswordHash: (id: string, passwordHash: string, beforeCommit: () => Promise<void>) => guard(async () => {
+      // The connection's transaction, not the EntityManager's (see create).
+      const connection = orm().em.getConnection()
+      await connection.transactional(async trx => {
+        await connection.execute('update users set password_hash = ?, updated_at = ?::timestamptz where id = ?', [passwordHash, new Date().toISOString(), id], 'run', trx)
+        await beforeCommit()
+      })
+    }),
     remove: (id: string) => guard(() => em().nativeDelete(User, { id })).then(() => undefined),
     ping: () => guard(() => orm().em.getConnection().execute('select 1')).then(() => undefined)
   }

@@ -151,8 +151,10 @@ export function createSessionService ({ config, users, passwords, tokens, tokenS
       // Before the new password is stored: if this fails (503), nothing has changed yet. A reset link
       // mailed earlier (maybe to an attacker who had the mailbox) would otherwise undo the change.
       await supersedeResetLinks(user.id)
-      await users.setPasswordHash(user.id, await passwords.hash(input.newPassword))
-      await tokenStore.endSessions({ userId: user.id, except: caller.sid, now: Date.now() })
+      // The other sessions end inside the transaction: if Redis fails (503), the password stays as it
+      // was, so the same request can simply be sent again.
+      await users.setPasswordHash(user.id, await passwords.hash(input.newPassword),
+        () => tokenStore.endSessions({ userId: user.id, except: caller.sid, now: Date.now() }))
     },
 
     /**

@@ -1,6 +1,14 @@
-// POST /auth/password: the current session survives, every other session ends, the old password stops working.
+// POST /auth/password: the current session survives, every other session ends, the old password stops
+// working; if Redis fails on the way, nothing changes.
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
 import t from 'tap'
-import { bearer, login, registerAndLogin } from '../helper.js'
+import tollgate from '../../plugins/tollgate.js'
+import { REDIS_CLIENT_OPTIONS } from '../../src/redis-client.js'
+import { createRedisTokenStore } from '../../src/token-store/redis.js'
+import { expectUnavailable } from '../faults/support.js'
+import { closedPort } from '../fixtures.js'
+import { bearer, login, pluginOptions, registerAndLogin, storeRedis } from '../helper.js'
 import {
   buildWithStore, expectAccessRevoked, expectAccessWorks, expectAllowlist, expectNoContent, expectRefreshRejected,
   expectRefreshWorks
@@ -72,4 +80,43 @@ t.test('a password change keeps the current session and ends every other one', a
   const fresh = await login(app, email, NEW_PASSWORD)
   await expectAccessWorks(t, app, fresh.access_token, userId, 'a login with the new password')
   await expectAllowlist(t, store, userId, [a2.refresh_token, fresh.refresh_token], 'after the new login')
+})
+
+t.test('Redis failing while the other sessions end: 503, the password unchanged, and the same request works afterwards', async t => {
+  // The Redis store, except that endSessions goes through a client of a closed port while `redisDown`.
+  const options = { idleTtl: 3_600_000, reuseInterval: 0, absoluteTtl: 3_600_000 }
+  const { redis, prefix } = await storeRedis(t)
+  const live = createRedisTokenStore({ redis, prefix, ...options })
+  const unreachable = new Redis(`redis://127.0.0.1:${await closedPort()}`, REDIS_CLIENT_OPTIONS)
+  unreachable.on('error', () => {}) // ECONNREFUSED, as intended
+  t.teardown(() => unreachable.disconnect())
+  const down = createRedisTokenStore({ redis: unreachable, prefix, ...options })
+  let redisDown = false
+  const tokenStore = { ...live, endSessions: (end: Parameters<typeof live.endSessions>[0]) => (redisDown ? down : live).endSessions(end) }
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(tollgate, await pluginOptions(t, { tokenStore }))
+  await app.ready()
+
+  const { userId, email, password, tokens: a } = await registerAndLogin(app)
+  const b = await login(app, email, password)
+  const change = () => app.inject({ method: 'POST', url: '/auth/password', headers: bearer(a.access_token), payload: { current_password: password, new_password: NEW_PASSWORD } })
+
+  redisDown = true
+  expectUnavailable(t, await change(), 'the change while Redis fails')
+  redisDown = false
+
+  await login(app, email, password)
+  const withNew = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: NEW_PASSWORD } })
+  t.equal(withNew.statusCode, 401, 'the new password was not stored')
+  await expectAccessWorks(t, app, b.access_token, userId, 'the other session is untouched')
+  const b2 = await expectRefreshWorks(t, app, b.refresh_token, 'the other session still refreshes')
+
+  expectNoContent(t, await change(), 'the same request, once Redis answers')
+  await expectAccessWorks(t, app, a.access_token, userId, 'the current session')
+  await expectAccessRevoked(t, app, b2.access_token, 'the other session\'s access, now')
+  await expectRefreshRejected(t, app, b2.refresh_token, 'the other session\'s refresh, now')
+  const withOld = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } })
+  t.equal(withOld.statusCode, 401, 'the old password no longer logs in')
+  await login(app, email, NEW_PASSWORD)
 })
