@@ -258,14 +258,17 @@ export function configFromOptions (options: TollgateOptions): Config {
   for (const name of ['docs', 'health'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'boolean') problems.push(`${name}: expected true or false`)
   }
-  if (problems.length > 0) throw new OptionsError(problems)
+  let config: Config | undefined
   try {
     // Only what the options set: the environment of the host process is never read.
-    return loadConfig(input)
+    config = loadConfig(input)
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
-    throw new OptionsError(err.problems.map(optionNames))
+    // With the problems above: every bad option is named at once.
+    problems.push(...err.problems.map(optionNames))
   }
+  if (problems.length > 0 || config === undefined) throw new OptionsError(problems)
+  return config
 }
 
 const OPTION_OF = new Map(Object.entries(VARIABLE_OF).map(([option, variable]) => [variable as string, option]))

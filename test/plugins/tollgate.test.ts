@@ -343,6 +343,17 @@ t.test('options', async t => {
     t.match(err?.message, /acessTokenTtl: not an option of tollgate/)
   })
 
+  t.test('an unknown option and a bad value are named together', async t => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    const err = await app.register(tollgate, { dataDir: await tempDir(t), acessTokenTtl: 600, refreshReuseInterval: 999 } as TollgateOptions)
+      .then(() => null, (err: Error) => err)
+    t.ok(err, 'the registration rejects')
+    t.equal(err?.name, 'OptionsError')
+    t.match(err?.message, /acessTokenTtl: not an option of tollgate/)
+    t.match(err?.message, /refreshReuseInterval/)
+  })
+
   t.test('a redis option that is neither a URL nor a client, or an inherited name, is refused by name', async t => {
     for (const [options, problem] of [
       [{ redis: 42 }, /redis: expected a redis:\/\/ or rediss:\/\/ URL/],
