@@ -86,7 +86,7 @@ export function challengeOf (error: unknown): string {
 /** RFC 6749 §5.2 error of the token endpoint; the refresh route renders it as `{error, error_description}`. */
 export class OAuthError extends Error {
   readonly statusCode = 400
-  constructor (readonly errorCode: 'invalid_grant' | 'invalid_request', readonly description: string) {
+  constructor (readonly errorCode: 'invalid_grant' | 'invalid_request' | 'unsupported_grant_type', readonly description: string) {
     super(description)
     this.name = 'OAuthError'
   }

@@ -86,7 +86,7 @@ export const ErrorSchema = Type.Object({
 
 export const OAuthErrorSchema = Type.Object({
   // A string enum like Error.code, so generated clients get one enum type.
-  error: Type.Unsafe<'invalid_grant' | 'invalid_request'>({ type: 'string', enum: ['invalid_grant', 'invalid_request'] }),
+  error: Type.Unsafe<'invalid_grant' | 'invalid_request' | 'unsupported_grant_type'>({ type: 'string', enum: ['invalid_grant', 'invalid_request', 'unsupported_grant_type'] }),
   error_description: Type.String()
 }, { $id: 'OAuthError', description: 'RFC 6749 §5.2 error response' })
 

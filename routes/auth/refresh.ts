@@ -1,4 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyError, FastifyRequest } from 'fastify'
 import { OAuthError } from '../../src/errors.js'
 import {
   CookieTokenResponseSchema, NO_STORE_HEADERS, OAuthErrorSchema, PUBLIC_SECURITY, TokenResponseSchema, documented, oauthErrorResponse, rateLimited,
@@ -14,7 +15,19 @@ const cookieOrBodyTokens = documented(
   'The next access token; the next refresh token is in the cookie set when the presented one came from the cookie, or in the body (refresh_token) when it came from the body. The presented refresh token is spent.',
   { ...NO_STORE_HEADERS, ...SET_COOKIES }
 )
-const REFUSED = 'invalid_grant: the refresh token is invalid, expired, spent or revoked; log in again. invalid_request: a malformed request, also a body over 16 KiB or an unsupported Content-Type (RFC 6749 §5.2)'
+const REFUSED = 'invalid_grant: the refresh token is invalid, expired, spent or revoked; log in again. invalid_request: a malformed request, also a body over 16 KiB or an unsupported Content-Type. unsupported_grant_type: a grant_type other than refresh_token (RFC 6749 §5.2)'
+
+/**
+ * As on the other OAuth endpoints, except that a grant this endpoint does not offer is RFC 6749
+ * §5.2's unsupported_grant_type, whatever else is wrong with the request.
+ */
+function refreshRequestErrors (error: FastifyError, request: FastifyRequest): never {
+  const grantType = (request.body as { grant_type?: unknown } | undefined)?.grant_type
+  if (typeof grantType === 'string' && grantType !== 'refresh_token') {
+    throw new OAuthError('unsupported_grant_type', 'grant_type must be refresh_token: the only grant this endpoint offers (passwords go to POST /auth/login)')
+  }
+  return oauthRequestErrors(error)
+}
 
 /** The token endpoint's refresh grant (RFC 6749 §6), in its own scope: only it accepts form bodies. */
 const refreshRoute: FastifyPluginAsyncTypebox = async function refreshRoute (fastify) {
@@ -53,7 +66,7 @@ const refreshRoute: FastifyPluginAsyncTypebox = async function refreshRoute (fas
       }
     },
     ...(cookieMode && { preValidation: absentBodyAsEmpty }),
-    errorHandler: oauthRequestErrors
+    errorHandler: refreshRequestErrors
   }, async function refresh (request, reply) {
     const fromBody = request.body.refresh_token
     // A token from the body gets its successor in the body, also in cookie mode: setting cookies

@@ -64,7 +64,7 @@ t.test('refresh accepts JSON with or without grant_type, and a form body', async
   await expectAccessWorks(t, app, viaForm.access_token, userId, 'access token from the form refresh')
 })
 
-t.test('malformed token requests are 400 invalid_request and spend nothing', async t => {
+t.test('malformed token requests are 400 invalid_request, other grants unsupported_grant_type, and none spends anything', async t => {
   const { app, store } = await buildWithStore(t)
   const { userId, tokens } = await registerAndLogin(app)
   const form = (fields: Record<string, string>) => app.inject({
@@ -76,9 +76,7 @@ t.test('malformed token requests are 400 invalid_request and spend nothing', asy
   const json = (payload: Record<string, unknown>) => app.inject({ method: 'POST', url: '/auth/refresh', payload })
 
   const cases: Array<[string, () => ReturnType<typeof json>]> = [
-    ['JSON grant_type password', () => json({ grant_type: 'password', refresh_token: tokens.refresh_token })],
-    ['JSON grant_type authorization_code', () => json({ grant_type: 'authorization_code', refresh_token: tokens.refresh_token })],
-    ['form grant_type client_credentials', () => form({ grant_type: 'client_credentials', refresh_token: tokens.refresh_token })],
+    ['JSON grant_type as a number', () => json({ grant_type: 1, refresh_token: tokens.refresh_token })],
     ['JSON without refresh_token', () => json({ grant_type: 'refresh_token' })],
     ['form without refresh_token', () => form({ grant_type: 'refresh_token' })],
     ['JSON empty object', () => json({})],
@@ -97,6 +95,18 @@ t.test('malformed token requests are 400 invalid_request and spend nothing', asy
   ]
   for (const [name, send] of cases) {
     expectOAuthError(t, await send(), 'invalid_request', name)
+    await expectAllowlist(t, store, userId, [tokens.refresh_token], `after ${name}`)
+  }
+
+  // RFC 6749 §5.2: another grant is unsupported_grant_type, also when the rest is malformed too.
+  const otherGrants: Array<[string, () => ReturnType<typeof json>]> = [
+    ['JSON grant_type password', () => json({ grant_type: 'password', refresh_token: tokens.refresh_token })],
+    ['JSON grant_type authorization_code', () => json({ grant_type: 'authorization_code', refresh_token: tokens.refresh_token })],
+    ['form grant_type client_credentials', () => form({ grant_type: 'client_credentials', refresh_token: tokens.refresh_token })],
+    ['JSON grant_type password, with a username and no refresh_token', () => json({ grant_type: 'password', username: 'a@example.com', password: 'x' })]
+  ]
+  for (const [name, send] of otherGrants) {
+    expectOAuthError(t, await send(), 'unsupported_grant_type', name)
     await expectAllowlist(t, store, userId, [tokens.refresh_token], `after ${name}`)
   }
 

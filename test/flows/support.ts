@@ -75,7 +75,7 @@ export function expectTokenResponse (t: Test, res: Response, step: string, lifet
 }
 
 /** A 400 RFC 6749 §5.2 error body, sent with no-store. */
-export function expectOAuthError (t: Test, res: Response, error: 'invalid_grant' | 'invalid_request', step: string) {
+export function expectOAuthError (t: Test, res: Response, error: 'invalid_grant' | 'invalid_request' | 'unsupported_grant_type', step: string) {
   t.equal(res.statusCode, 400, `${step}: 400`)
   t.equal(res.headers['cache-control'], 'no-store', `${step}: cache-control: no-store`)
   t.equal(res.headers.pragma, 'no-cache', `${step}: pragma: no-cache`)
