@@ -13,6 +13,8 @@ export interface JwksVerifierOptions {
   maxLifetime: number
   /** Least time between two fetches for unknown kids, ms. */
   cooldownMs: number
+  /** With a URL: how old the keys may get before they are fetched again in the background, ms. */
+  maxAgeMs: number
   /** A fetch for an unknown kid failed; the keys known so far stay in use. */
   onRefreshError: (err: unknown) => void
 }
@@ -23,11 +25,12 @@ const FETCH_TIMEOUT_MS = 5000
  * Access-token verification from a Tollgate server's JWKS, for resource servers. The keys are
  * fetched once before this resolves (a failure is a boot error); a token naming a kid not in the set
  * makes one fetch more, then at most one per cooldown, so a key the server starts signing with is
- * picked up without a restart, and a withdrawn one is dropped then. Synchronous except during that
- * fetch.
+ * picked up without a restart. Keys older than the max age are fetched again in the background, so a
+ * withdrawn (say, leaked) key stops verifying within it even when no unknown kid comes along.
+ * Synchronous except during a fetch for an unknown kid.
  */
 export async function createJwksVerifier (options: JwksVerifierOptions): Promise<(token: string) => AccessClaims | Promise<AccessClaims>> {
-  const { source, issuer, audience, maxLifetime, cooldownMs } = options
+  const { source, issuer, audience, maxLifetime, cooldownMs, maxAgeMs } = options
   const build = (jwks: Jwks) => {
     const keys = jwks.keys.map(verificationKey)
     if (keys.length === 0) throw new Error('tollgate/verify: the JWKS has no keys (a server that signs with HS256 publishes none; resource servers need EdDSA)')
@@ -38,10 +41,12 @@ export async function createJwksVerifier (options: JwksVerifierOptions): Promise
   let current = build('url' in source ? await fetchJwks(source.url) : source.jwks)
   // The first unknown kid after start may fetch at once: the server may have rotated just now.
   let lastFetch = -Infinity
+  // When the keys in use were last asked for (fetched, or tried): their age, for maxAgeMs.
+  let askedAt = Date.now()
   let refreshing: Promise<void> | undefined
 
   async function refresh (url: string): Promise<void> {
-    lastFetch = Date.now()
+    lastFetch = askedAt = Date.now()
     try {
       const next = build(await fetchJwks(url))
       // Same keys: keep the verifier, and with it its cache of verified tokens.
@@ -52,6 +57,10 @@ export async function createJwksVerifier (options: JwksVerifierOptions): Promise
   }
 
   return function verifyAccessToken (token: string): AccessClaims | Promise<AccessClaims> {
+    if ('url' in source && !refreshing && Date.now() - askedAt >= maxAgeMs) {
+      // This request goes on with the keys it has; a failed fetch keeps them (and is reported).
+      refreshing = refresh(source.url).finally(() => { refreshing = undefined })
+    }
     try {
       return current.verify(token)
     } catch (err) {

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import tollgateVerify, { type TollgateVerifyOptions } from '../../plugins/verify.js'
 import { REDIS_CLIENT_OPTIONS } from '../../src/redis-client.js'
+import { until } from '../faults/redis-topologies.js'
 import { closedPort, forgeAccessToken, headerOf, INVALID_TOKEN_CHALLENGE } from '../fixtures.js'
 import { REDIS_URL, bearer, build, claimsOf, redisClient, registerAndLogin, tempDir, testKeys, type TestApp, type TestContext } from '../helper.js'
 
@@ -222,6 +223,27 @@ t.test('jwksUrl: a key withdrawn from the JWKS stops verifying at the next fetch
   jwks.state.jwks = await jwksOf(newServer)
   t.equal((await orders(host, bearer(newToken))).statusCode, 200, 'the fetch brings the new key…')
   t.equal((await orders(host, bearer(oldToken))).statusCode, 401, '…and drops the withdrawn one')
+})
+
+t.test('jwksUrl: keys older than jwksMaxAge are fetched again, so a withdrawn key stops verifying with no unknown kid to trigger it', async t => {
+  const { oldServer, newServer, oldToken, newToken } = await rotatedServers(t)
+  const jwks = await jwksServer(t, await jwksOf(newServer, oldServer))
+  const host = await hostApp(t, oldServer, { jwksUrl: jwks.url, jwksMaxAge: 1 })
+  t.equal((await orders(host, bearer(oldToken))).statusCode, 200)
+  t.equal((await orders(host, bearer(newToken))).statusCode, 200)
+
+  // The old key leaked: the server withdraws it. Every token the host sees names a known kid.
+  jwks.state.jwks = await jwksOf(newServer)
+  t.equal((await orders(host, bearer(oldToken))).statusCode, 200, 'within the max age, the keys in use stay')
+  t.equal(jwks.state.fetches, 1, 'nothing fetched yet')
+  await until(async () => (await orders(host, bearer(oldToken))).statusCode === 401, 5_000, 'the withdrawn key to be refused')
+  t.equal(jwks.state.fetches, 2, 'one fetch in the background, once the keys were a second old')
+  t.equal((await orders(host, bearer(newToken))).statusCode, 200, 'the key still published verifies')
+
+  // A fetch that fails keeps the keys in use: the JWKS endpoint is down, tokens still verify.
+  jwks.state.jwks = null as unknown as { keys: unknown[] }
+  await until(async () => { await orders(host, bearer(newToken)); return jwks.state.fetches >= 3 }, 5_000, 'a failed fetch')
+  t.equal((await orders(host, bearer(newToken))).statusCode, 200, 'after a failed fetch, the keys in use stay')
 })
 
 t.test('jwksUrl: unreachable, an error status or not a JWKS is a boot error that says so', async t => {
