@@ -25,8 +25,12 @@ import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from 
 
 // A write that reaches Redis later than this after it was sent (Redis hung, then resumed) is
 // dropped: the client was already told 503, so applying it would rotate or create behind its back.
-// Compared with Redis's clock, so it allows for skew between the app's and Redis's clocks.
+// The script compares the deadline with Redis's clock, so it is set in Redis's time (redisClock).
 const LATE_AFTER_MS = 2500
+// How often the offset between the app's clock and Redis's is measured again (on a write, in the
+// background), and the longest round trip a measurement may take to count.
+const CLOCK_MEASURE_EVERY_MS = 60_000
+const CLOCK_MEASURE_MAX_RTT_MS = 100
 
 // KEYS[1] is `<p>:{u}:rt`, KEYS[2] `<p>:{u}:sessions`. `base` (`<p>:{u}`) is KEYS[1] without its
 // ':rt': session hashes named from it share the declared keys' hash tag, hence their slot.
@@ -197,6 +201,46 @@ async function call<T> (run: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Redis's time as the app sees it: the app's clock plus the offset last measured (Redis's TIME minus
+ * the app's clock at the middle of the round trip). Without it, an app clock 2.5 s behind Redis's
+ * would make every write late (every login and refresh a 503), and one ahead would let late writes
+ * through. Measured when made, then again on a write once a minute old, in the background; a failed
+ * or slow measurement keeps the last offset.
+ */
+function redisClock (redis: RedisClient) {
+  let offset = 0
+  let measuredAt = -Infinity
+  let measuring: Promise<void> | undefined
+  const first = measure()
+
+  async function measure (): Promise<void> {
+    try {
+      const sent = Date.now()
+      const [seconds, micros] = await call(() => redis.call('TIME')) as [string, string]
+      const received = Date.now()
+      measuredAt = received
+      if (received - sent <= CLOCK_MEASURE_MAX_RTT_MS) offset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Math.round((sent + received) / 2)
+    } catch {
+      // Redis is away: the writes fail too, and the next one measures again.
+    } finally {
+      measuring = undefined
+    }
+  }
+
+  return {
+    /**
+     * A write's deadline, in Redis's time. Only the first write waits for a measurement (the one
+     * started at boot): a later one never waits, so a hung Redis still answers 503 within a timeout.
+     */
+    async deadline (): Promise<number> {
+      await first
+      if (!measuring && Date.now() - measuredAt >= CLOCK_MEASURE_EVERY_MS) measuring = measure()
+      return Date.now() + offset + LATE_AFTER_MS
+    }
+  }
+}
+
 export interface RedisTokenStoreOptions extends TokenStoreOptions {
   /** A client its caller owns (and closes); REDIS_CLIENT_OPTIONS make an outage fail fast. */
   redis: RedisClient
@@ -217,23 +261,26 @@ export function createRedisTokenStore ({ redis, prefix, idleTtl, reuseInterval, 
   const userKeys = (userId: string) => [`${base(userId)}:rt`, `${base(userId)}:sessions`]
   const sessionKey = (userId: string, sid: string) => `${base(userId)}:s:${sid}`
   const closedKey = (userId: string) => `${base(userId)}:closed`
+  const clock = redisClock(redis)
 
   return {
     kind: 'redis',
 
     async createSession (s) {
+      const deadline = await clock.deadline()
       const created = await call(() => r.tollgateCreateSession(
         ...userKeys(s.userId), sessionKey(s.userId, s.sid), closedKey(s.userId),
-        s.sid, s.jti, s.now, s.expiresAt, idleTtl, s.userAgent ?? '', s.ip ?? '', absoluteTtl, Date.now() + LATE_AFTER_MS, JSON.stringify(s.roles)
+        s.sid, s.jti, s.now, s.expiresAt, idleTtl, s.userAgent ?? '', s.ip ?? '', absoluteTtl, deadline, JSON.stringify(s.roles)
       ))
       if (created === 0) throw new DependencyError('redis', new Error('write arrived after its deadline'))
       return created === 1
     },
 
     async rotate (q): Promise<RotateResult> {
+      const deadline = await clock.deadline()
       const [outcome, jti, expiresAt, roles] = await call(() => r.tollgateRotate(
         ...userKeys(q.userId), sessionKey(q.userId, q.sid),
-        q.sid, q.jti, q.nextJti, q.now, idleTtl, reuseInterval, q.userAgent ?? '', q.ip ?? '', Date.now() + LATE_AFTER_MS, q.roles ? JSON.stringify(q.roles) : ''
+        q.sid, q.jti, q.nextJti, q.now, idleTtl, reuseInterval, q.userAgent ?? '', q.ip ?? '', deadline, q.roles ? JSON.stringify(q.roles) : ''
       ))
       if (outcome === 'late') throw new DependencyError('redis', new Error('write arrived after its deadline'))
       if (outcome === 'rotated' || outcome === 'grace') {

@@ -1,0 +1,36 @@
+// The app's clock and Redis's disagree by 3 s, either way (two hosts without good time sync). The
+// late-write guard compares deadlines with Redis's clock, so the store sets them in Redis's time:
+// logins and refreshes work, and a write that reaches a resumed Redis late is still dropped.
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { registerAndLogin } from '../helper.js'
+import { expectAllowlist, expectRefreshWorks, expectTokenResponse, refreshJson } from '../flows/support.js'
+import { appWithHungWrites } from './hung-writes.js'
+import { startRedisServer } from './redis-server.js'
+import { eventually, expectUnavailableFast } from './support.js'
+
+const SKEW_MS = 3000
+
+for (const skew of [-SKEW_MS, SKEW_MS]) {
+  t.test(`the app's clock ${skew > 0 ? 'ahead of' : 'behind'} Redis's by ${SKEW_MS / 1000} s: writes work, and late ones are still dropped`, async t => {
+    // Before the store is made, so it meets the skew from its first measurement on.
+    const realNow = Date.now
+    Date.now = () => realNow() + skew
+    t.teardown(() => { Date.now = realNow })
+
+    const server = await startRedisServer(t)
+    const { app, store, hangBeforeNextWrite } = await appWithHungWrites(t, server)
+    const { userId, tokens } = await registerAndLogin(app)
+    const rotated = await expectRefreshWorks(t, app, tokens.refresh_token, 'a refresh')
+
+    hangBeforeNextWrite()
+    await expectUnavailableFast(t, 'refresh, its rotation sent to the hung Redis', () => refreshJson(app, rotated.refresh_token))
+    // Longer than the write deadline (2.5 s after sending), shorter than the deadline plus the skew.
+    await sleep(4000)
+    server.resume()
+
+    const retried = await eventually('retried refresh', 200, () => refreshJson(app, rotated.refresh_token))
+    expectTokenResponse(t, retried, 'the retry rotates: the late rotation was not applied')
+    await expectAllowlist(t, store, userId, [retried.json().refresh_token], 'exactly the retried token is live')
+  })
+}
