@@ -45,9 +45,10 @@ export interface TollgateVerifyOptions {
   /** Least time between two fetches of the JWKS for unknown kids, seconds. Default 60. */
   jwksCooldown?: number
   /**
-   * How old the JWKS fetched from `jwksUrl` may get, seconds: then the first request after fetches
-   * it again in the background, so a key withdrawn from it (say, leaked) stops verifying here within
-   * this time, without a restart. Default 300.
+   * How old the JWKS fetched from `jwksUrl` may get, seconds (at least 1): then it is fetched again
+   * before the next token is verified, so a key withdrawn from it (say, leaked) stops verifying here
+   * within this time, without a restart. A fetch that fails keeps the keys in use until the next
+   * try, a max age later. Default 300.
    */
   jwksMaxAge?: number
 }
@@ -87,6 +88,8 @@ async function tollgateVerify (fastify: FastifyInstance, options: TollgateVerify
   for (const [name, value] of [['maxTokenLifetime', options.maxTokenLifetime], ['jwksCooldown', options.jwksCooldown], ['jwksMaxAge', options.jwksMaxAge], ['introspection.cacheTtl', introspection?.cacheTtl]] as const) {
     if (value !== undefined && !(Number.isFinite(value) && value >= 0)) throw new Error(`tollgate/verify: \`${name}\` must be a number of seconds, 0 or more`)
   }
+  // 0 would fetch the JWKS before every request.
+  if (options.jwksMaxAge !== undefined && !(options.jwksMaxAge >= 1)) throw new Error('tollgate/verify: `jwksMaxAge` must be a number of seconds, 1 or more')
 
   const verifyAccessToken = await createJwksVerifier({
     source: options.jwksUrl !== undefined ? { url: options.jwksUrl } : { jwks: options.jwks as Jwks },

@@ -84,9 +84,13 @@ export function challengeOf (error: unknown): string {
 }
 
 /** RFC 6749 §5.2 error of the token endpoint; the refresh route renders it as `{error, error_description}`. */
+/** The RFC 6749 §5.2 error codes Tollgate answers with. */
+export const OAUTH_ERROR_CODES = ['invalid_grant', 'invalid_request', 'unsupported_grant_type'] as const
+export type OAuthErrorCode = typeof OAUTH_ERROR_CODES[number]
+
 export class OAuthError extends Error {
   readonly statusCode = 400
-  constructor (readonly errorCode: 'invalid_grant' | 'invalid_request' | 'unsupported_grant_type', readonly description: string) {
+  constructor (readonly errorCode: OAuthErrorCode, readonly description: string) {
     super(description)
     this.name = 'OAuthError'
   }

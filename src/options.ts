@@ -264,8 +264,11 @@ export function configFromOptions (options: TollgateOptions): Config {
     config = loadConfig(input)
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
-    // With the problems above: every bad option is named at once.
-    problems.push(...err.problems.map(optionNames))
+    // With the problems above, every bad option is named at once; but not what follows from leaving
+    // out an option already refused ("required when…", "only used with…" it).
+    const refused = problems.map(problem => problem.slice(0, problem.indexOf(':')))
+    const namesRefused = (problem: string) => problem.split(/[^A-Za-z0-9_]+/).some(word => refused.includes(word))
+    problems.push(...err.problems.map(optionNames).filter(problem => !namesRefused(problem)))
   }
   if (problems.length > 0 || config === undefined) throw new OptionsError(problems)
   return config

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { OAUTH_ERROR_CODES, type OAuthErrorCode } from './errors.js'
 
 // Shared schemas carry an $id so the OpenAPI document lists them under components.
 export const EmailSchema = Type.String({
@@ -86,7 +87,7 @@ export const ErrorSchema = Type.Object({
 
 export const OAuthErrorSchema = Type.Object({
   // A string enum like Error.code, so generated clients get one enum type.
-  error: Type.Unsafe<'invalid_grant' | 'invalid_request' | 'unsupported_grant_type'>({ type: 'string', enum: ['invalid_grant', 'invalid_request', 'unsupported_grant_type'] }),
+  error: Type.Unsafe<OAuthErrorCode>({ type: 'string', enum: [...OAUTH_ERROR_CODES] }),
   error_description: Type.String()
 }, { $id: 'OAuthError', description: 'RFC 6749 §5.2 error response' })
 

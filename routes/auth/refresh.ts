@@ -23,7 +23,8 @@ const REFUSED = 'invalid_grant: the refresh token is invalid, expired, spent or 
  */
 function refreshRequestErrors (error: FastifyError, request: FastifyRequest): never {
   const grantType = (request.body as { grant_type?: unknown } | undefined)?.grant_type
-  if (typeof grantType === 'string' && grantType !== 'refresh_token') {
+  // An empty one is a missing one: invalid_request.
+  if (typeof grantType === 'string' && grantType !== '' && grantType !== 'refresh_token') {
     throw new OAuthError('unsupported_grant_type', 'grant_type must be refresh_token: the only grant this endpoint offers (passwords go to POST /auth/login)')
   }
   return oauthRequestErrors(error)

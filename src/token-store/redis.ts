@@ -28,8 +28,10 @@ import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from 
 // The script compares the deadline with Redis's clock, so it is set in Redis's time (redisClock).
 const LATE_AFTER_MS = 2500
 // How often the offset between the app's clock and Redis's is measured again (on a write, in the
-// background), and the longest round trip a measurement may take to count.
+// background), how soon after a measurement that failed or took too long, and the longest round
+// trip a measurement may take to count.
 const CLOCK_MEASURE_EVERY_MS = 60_000
+const CLOCK_MEASURE_RETRY_MS = 1_000
 const CLOCK_MEASURE_MAX_RTT_MS = 100
 
 // KEYS[1] is `<p>:{u}:rt`, KEYS[2] `<p>:{u}:sessions`. `base` (`<p>:{u}`) is KEYS[1] without its
@@ -206,23 +208,27 @@ async function call<T> (run: () => Promise<T>): Promise<T> {
  * the app's clock at the middle of the round trip). Without it, an app clock 2.5 s behind Redis's
  * would make every write late (every login and refresh a 503), and one ahead would let late writes
  * through. Measured when made, then again on a write once a minute old, in the background; a failed
- * or slow measurement keeps the last offset.
+ * or slow measurement keeps the last offset and is tried again a second later. On a Cluster, TIME
+ * asks any one node: the nodes' clocks are taken to agree with each other.
  */
 function redisClock (redis: RedisClient) {
   let offset = 0
-  let measuredAt = -Infinity
+  // When the next measurement is due.
+  let dueAt = 0
   let measuring: Promise<void> | undefined
   const first = measure()
 
   async function measure (): Promise<void> {
+    dueAt = Date.now() + CLOCK_MEASURE_RETRY_MS
     try {
       const sent = Date.now()
       const [seconds, micros] = await call(() => redis.call('TIME')) as [string, string]
       const received = Date.now()
-      measuredAt = received
-      if (received - sent <= CLOCK_MEASURE_MAX_RTT_MS) offset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Math.round((sent + received) / 2)
+      if (received - sent > CLOCK_MEASURE_MAX_RTT_MS) return
+      offset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Math.round((sent + received) / 2)
+      dueAt = received + CLOCK_MEASURE_EVERY_MS
     } catch {
-      // Redis is away: the writes fail too, and the next one measures again.
+      // Redis is away: the writes fail too.
     } finally {
       measuring = undefined
     }
@@ -235,7 +241,7 @@ function redisClock (redis: RedisClient) {
      */
     async deadline (): Promise<number> {
       await first
-      if (!measuring && Date.now() - measuredAt >= CLOCK_MEASURE_EVERY_MS) measuring = measure()
+      if (!measuring && Date.now() >= dueAt) measuring = measure()
       return Date.now() + offset + LATE_AFTER_MS
     }
   }

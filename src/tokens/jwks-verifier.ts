@@ -13,7 +13,7 @@ export interface JwksVerifierOptions {
   maxLifetime: number
   /** Least time between two fetches for unknown kids, ms. */
   cooldownMs: number
-  /** With a URL: how old the keys may get before they are fetched again in the background, ms. */
+  /** With a URL: how old the keys may get before they are fetched again, ms. */
   maxAgeMs: number
   /** A fetch for an unknown kid failed; the keys known so far stay in use. */
   onRefreshError: (err: unknown) => void
@@ -25,9 +25,9 @@ const FETCH_TIMEOUT_MS = 5000
  * Access-token verification from a Tollgate server's JWKS, for resource servers. The keys are
  * fetched once before this resolves (a failure is a boot error); a token naming a kid not in the set
  * makes one fetch more, then at most one per cooldown, so a key the server starts signing with is
- * picked up without a restart. Keys older than the max age are fetched again in the background, so a
- * withdrawn (say, leaked) key stops verifying within it even when no unknown kid comes along.
- * Synchronous except during a fetch for an unknown kid.
+ * picked up without a restart. Keys older than the max age are fetched again before the next token
+ * is verified, so a withdrawn (say, leaked) key stops verifying within it even when no unknown kid
+ * comes along. Synchronous except during a fetch.
  */
 export async function createJwksVerifier (options: JwksVerifierOptions): Promise<(token: string) => AccessClaims | Promise<AccessClaims>> {
   const { source, issuer, audience, maxLifetime, cooldownMs, maxAgeMs } = options
@@ -38,39 +38,52 @@ export async function createJwksVerifier (options: JwksVerifierOptions): Promise
     return { fingerprint, kids: new Set(keys.map(key => key.kid)), verify: createAccessTokenVerifier({ issuer, audience, keys, maxLifetime }) }
   }
 
-  let current = build('url' in source ? await fetchJwks(source.url) : source.jwks)
+  const url = 'url' in source ? source.url : undefined
+  let current = build(url !== undefined ? await fetchJwks(url) : (source as { jwks: Jwks }).jwks)
   // The first unknown kid after start may fetch at once: the server may have rotated just now.
-  let lastFetch = -Infinity
-  // When the keys in use were last asked for (fetched, or tried): their age, for maxAgeMs.
-  let askedAt = Date.now()
+  let lastUnknownKidFetch = -Infinity
+  // When the last fetch ended (with the keys, or failing): the age of the keys in use.
+  let fetchedAt = Date.now()
   let refreshing: Promise<void> | undefined
 
-  async function refresh (url: string): Promise<void> {
-    lastFetch = askedAt = Date.now()
+  // One fetch at a time; every request that needs it waits for the one under way.
+  function refreshed (from: string): Promise<void> {
+    refreshing ??= refresh(from).finally(() => { refreshing = undefined })
+    return refreshing
+  }
+
+  async function refresh (from: string): Promise<void> {
     try {
-      const next = build(await fetchJwks(url))
+      const next = build(await fetchJwks(from))
       // Same keys: keep the verifier, and with it its cache of verified tokens.
       if (next.fingerprint !== current.fingerprint) current = next
     } catch (err) {
       options.onRefreshError(err)
+    } finally {
+      fetchedAt = Date.now()
+    }
+  }
+
+  function verifyWithCurrent (token: string): AccessClaims | Promise<AccessClaims> {
+    try {
+      return current.verify(token)
+    } catch (err) {
+      if (url === undefined) throw err
+      const kid = parseHeader(token)?.kid
+      if (typeof kid !== 'string' || current.kids.has(kid)) throw err
+      if (!refreshing) {
+        if (Date.now() - lastUnknownKidFetch < cooldownMs) throw err
+        lastUnknownKidFetch = Date.now()
+      }
+      return refreshed(url).then(() => current.verify(token))
     }
   }
 
   return function verifyAccessToken (token: string): AccessClaims | Promise<AccessClaims> {
-    if ('url' in source && !refreshing && Date.now() - askedAt >= maxAgeMs) {
-      // This request goes on with the keys it has; a failed fetch keeps them (and is reported).
-      refreshing = refresh(source.url).finally(() => { refreshing = undefined })
-    }
-    try {
-      return current.verify(token)
-    } catch (err) {
-      if (!('url' in source)) throw err
-      const kid = parseHeader(token)?.kid
-      if (typeof kid !== 'string' || current.kids.has(kid)) throw err
-      if (!refreshing && Date.now() - lastFetch < cooldownMs) throw err
-      refreshing ??= refresh(source.url).finally(() => { refreshing = undefined })
-      return refreshing.then(() => current.verify(token))
-    }
+    // Keys past their age wait for a fetch, so a withdrawn key is never used after it; a failed
+    // fetch keeps them (reported) until the next one, a max age later.
+    if (url !== undefined && Date.now() - fetchedAt >= maxAgeMs) return refreshed(url).then(() => verifyWithCurrent(token))
+    return verifyWithCurrent(token)
   }
 }
 

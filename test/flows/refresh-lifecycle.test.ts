@@ -77,6 +77,7 @@ t.test('malformed token requests are 400 invalid_request, other grants unsupport
 
   const cases: Array<[string, () => ReturnType<typeof json>]> = [
     ['JSON grant_type as a number', () => json({ grant_type: 1, refresh_token: tokens.refresh_token })],
+    ['form with an empty grant_type', () => form({ grant_type: '', refresh_token: tokens.refresh_token })],
     ['JSON without refresh_token', () => json({ grant_type: 'refresh_token' })],
     ['form without refresh_token', () => form({ grant_type: 'refresh_token' })],
     ['JSON empty object', () => json({})],

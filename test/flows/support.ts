@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import type { ConfigInput } from '../../src/config.js'
+import type { OAuthErrorCode } from '../../src/errors.js'
 import { bearer, build, claimsOf, redisClient, type TestApp, type TokenPair } from '../helper.js'
 
 export const INVALID_GRANT = { error: 'invalid_grant', error_description: 'The refresh token is invalid, expired or revoked' }
@@ -75,7 +76,7 @@ export function expectTokenResponse (t: Test, res: Response, step: string, lifet
 }
 
 /** A 400 RFC 6749 §5.2 error body, sent with no-store. */
-export function expectOAuthError (t: Test, res: Response, error: 'invalid_grant' | 'invalid_request' | 'unsupported_grant_type', step: string) {
+export function expectOAuthError (t: Test, res: Response, error: OAuthErrorCode, step: string) {
   t.equal(res.statusCode, 400, `${step}: 400`)
   t.equal(res.headers['cache-control'], 'no-store', `${step}: cache-control: no-store`)
   t.equal(res.headers.pragma, 'no-cache', `${step}: pragma: no-cache`)

@@ -354,6 +354,20 @@ t.test('options', async t => {
     t.match(err?.message, /refreshReuseInterval/)
   })
 
+  t.test('a refused option is named once, not again by the rules that miss it', async t => {
+    for (const [options, named, notAgain] of [
+      [{ accessTokenAlg: 'HS256', accessTokenSecret: true }, /accessTokenSecret: expected a string/, /required when/],
+      [{ redisSentinels: [''], redisSentinelName: 'm' }, /redisSentinels: expected a list of non-empty strings/, /only used with/]
+    ] as const) {
+      const app = Fastify()
+      t.teardown(() => app.close())
+      const err = await app.register(tollgate, { dataDir: await tempDir(t), ...options } as unknown as TollgateOptions).then(() => null, (err: Error) => err)
+      t.equal(err?.name, 'OptionsError', JSON.stringify(options))
+      t.match(err?.message, named)
+      t.notMatch(err?.message, notAgain)
+    }
+  })
+
   t.test('a redis option that is neither a URL nor a client, or an inherited name, is refused by name', async t => {
     for (const [options, problem] of [
       [{ redis: 42 }, /redis: expected a redis:\/\/ or rediss:\/\/ URL/],

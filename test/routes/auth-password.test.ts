@@ -8,6 +8,7 @@ import { REDIS_CLIENT_OPTIONS } from '../../src/redis-client.js'
 import { createRedisTokenStore } from '../../src/token-store/redis.js'
 import { expectUnavailable } from '../faults/support.js'
 import { closedPort } from '../fixtures.js'
+import { captureLog } from '../recovery/support.js'
 import { bearer, login, pluginOptions, registerAndLogin, storeRedis } from '../helper.js'
 import {
   buildWithStore, expectAccessRevoked, expectAccessWorks, expectAllowlist, expectNoContent, expectRefreshRejected,
@@ -93,7 +94,8 @@ t.test('Redis failing while the other sessions end: 503, the password unchanged,
   const down = createRedisTokenStore({ redis: unreachable, prefix, ...options })
   let redisDown = false
   const tokenStore = { ...live, endSessions: (end: Parameters<typeof live.endSessions>[0]) => (redisDown ? down : live).endSessions(end) }
-  const app = Fastify()
+  const log = captureLog()
+  const app = Fastify({ logger: { level: 'error', stream: log.stream } })
   t.teardown(() => app.close())
   await app.register(tollgate, await pluginOptions(t, { tokenStore }))
   await app.ready()
@@ -105,6 +107,8 @@ t.test('Redis failing while the other sessions end: 503, the password unchanged,
   redisDown = true
   expectUnavailable(t, await change(), 'the change while Redis fails')
   redisDown = false
+  const logged = log.lines().find(line => line.msg === 'dependency unavailable')
+  t.equal(logged?.dependency, 'redis', 'logged as Redis\'s failure, although it came out of a PostgreSQL transaction')
 
   await login(app, email, password)
   const withNew = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: NEW_PASSWORD } })

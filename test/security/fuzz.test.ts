@@ -362,7 +362,9 @@ function check (target: Target, c: Case, res: LightMyRequestResponse): void {
   if (target.oauth) {
     if (res.statusCode !== 400) fail('a token-endpoint error other than 400')
     if (Object.keys(body).sort().join() !== 'error,error_description') fail('not the RFC 6749 §5.2 shape')
-    if (body.error !== 'invalid_request' && body.error !== 'invalid_grant') fail('an unexpected OAuth error code')
+    // The refresh grant's endpoint also refuses other grants (RFC 6749 §5.2).
+    const codes = ['invalid_request', 'invalid_grant', ...(target.path.endsWith('/auth/refresh') ? ['unsupported_grant_type'] : [])]
+    if (!codes.includes(String(body.error))) fail('an unexpected OAuth error code')
     if (typeof body.error_description !== 'string') fail('no error_description')
     return
   }
