@@ -5,16 +5,22 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
+import type { Test } from 'tap'
 import tollgate, { type TollgateOptions } from '../../plugins/tollgate.js'
 import { REDIS_CLIENT_OPTIONS } from '../../src/redis-client.js'
 import type { TokenStore } from '../../src/token-store/index.js'
 import { createRedisTokenStore } from '../../src/token-store/redis.js'
-import type { Store } from '../flows/support.js'
-import { pluginOptions, type TestContext } from '../helper.js'
+import { expectAllowlist, expectTokenResponse, refreshJson, type Store } from '../flows/support.js'
+import { pluginOptions, type TestContext, type TokenPair } from '../helper.js'
 import type { RedisServer } from './redis-server.js'
+import { eventually, expectUnavailableFast } from './support.js'
 
 // Long enough for SIGSTOP to take effect before the write reaches the socket.
 const STOPPED_AFTER_MS = 50
+/** How long Redis stays hung: longer than the write deadline (2.5 s after sending), so the write arrives late. */
+export const HUNG_FOR_MS = 4000
+
+export type AppWithHungWrites = Awaited<ReturnType<typeof appWithHungWrites>>
 
 /**
  * A host app with the tollgate plugin on `server`, and a Redis token store of its own (strict rotation) that, after
@@ -46,4 +52,20 @@ export async function appWithHungWrites (t: TestContext, server: RedisServer, op
   await app.register(tollgate, await pluginOptions(t, { ...options, redis: server.url, tokenStore }))
   await app.ready()
   return { app, store: { redis, prefix }, hangBeforeNextWrite: () => { hang = true } }
+}
+
+/**
+ * A refresh whose rotation is sent to a Redis that then stays hung for HUNG_FOR_MS: 503 at once, and
+ * once Redis resumes, the same refresh token rotates, since the late rotation was dropped (rotation
+ * is strict here: had it been applied, the retry would be a reuse). Returns the retry's token pair.
+ */
+export async function expectLateRotationDropped (t: Test, server: RedisServer, { app, store, hangBeforeNextWrite }: AppWithHungWrites, userId: string, refreshToken: string): Promise<TokenPair> {
+  hangBeforeNextWrite()
+  await expectUnavailableFast(t, 'refresh, its rotation sent to the hung Redis', () => refreshJson(app, refreshToken))
+  await sleep(HUNG_FOR_MS)
+  server.resume()
+  const retried = await eventually('retried refresh', 200, () => refreshJson(app, refreshToken))
+  const pair = expectTokenResponse(t, retried, 'the retry rotates: the late rotation was not applied')
+  await expectAllowlist(t, store, userId, [pair.refresh_token], 'exactly the retried token is live')
+  return pair
 }
