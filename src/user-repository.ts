@@ -107,7 +107,8 @@ export function createUserRepository (orm: () => MikroORM) {
     /**
      * Stores a new password hash, and runs `beforeCommit` (ending sessions) in the same transaction:
      * if it fails, the hash stays as it was. The update's row lock makes a login's passwordHashOf
-     * wait for the outcome.
+     * wait for the outcome. The transaction holds a connection across that Redis call (at most its
+     * 1 s deadline), as a password reset does; on PGlite that is the only one.
      */
     setPasswordHash: (id: string, passwordHash: string, beforeCommit: () => Promise<void>) => guard(async () => {
       // The connection's transaction, not the EntityManager's (see create).
