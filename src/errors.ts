@@ -83,11 +83,11 @@ export function challengeOf (error: unknown): string {
     : 'Bearer realm="tollgate"'
 }
 
-/** RFC 6749 §5.2 error of the token endpoint; the refresh route renders it as `{error, error_description}`. */
 /** The RFC 6749 §5.2 error codes Tollgate answers with. */
 export const OAUTH_ERROR_CODES = ['invalid_grant', 'invalid_request', 'unsupported_grant_type'] as const
 export type OAuthErrorCode = typeof OAUTH_ERROR_CODES[number]
 
+/** RFC 6749 §5.2 error of the token endpoint; the refresh route renders it as `{error, error_description}`. */
 export class OAuthError extends Error {
   readonly statusCode = 400
   constructor (readonly errorCode: OAuthErrorCode, readonly description: string) {

@@ -15,7 +15,7 @@ export interface JwksVerifierOptions {
   cooldownMs: number
   /** With a URL: how old the keys may get before they are fetched again, ms. */
   maxAgeMs: number
-  /** A fetch for an unknown kid failed; the keys known so far stay in use. */
+  /** A fetch after the first one failed; the keys known so far stay in use. */
   onRefreshError: (err: unknown) => void
 }
 
@@ -39,7 +39,7 @@ export async function createJwksVerifier (options: JwksVerifierOptions): Promise
   }
 
   const url = 'url' in source ? source.url : undefined
-  let current = build(url !== undefined ? await fetchJwks(url) : (source as { jwks: Jwks }).jwks)
+  let current = build('url' in source ? await fetchJwks(source.url) : source.jwks)
   // The first unknown kid after start may fetch at once: the server may have rotated just now.
   let lastUnknownKidFetch = -Infinity
   // When the last fetch ended (with the keys, or failing): the age of the keys in use.
