@@ -135,9 +135,10 @@ export async function deleteRedisPrefix (prefix: string): Promise<void> {
 /**
  * A client made as Tollgate makes its own (fail-fast options, connected) and a fresh key prefix,
  * for a Redis token store of the test's own: the client is closed and the prefix deleted at teardown.
+ * `url`: another redis-server, one the test started (its keys go with it).
  */
-export async function storeRedis (t: TestContext): Promise<{ redis: Redis, prefix: string }> {
-  const redis = new Redis(REDIS_URL, REDIS_CLIENT_OPTIONS)
+export async function storeRedis (t: TestContext, url = REDIS_URL): Promise<{ redis: Redis, prefix: string }> {
+  const redis = new Redis(url, REDIS_CLIENT_OPTIONS)
   await redis.connect()
   const prefix = `t-${randomBytes(6).toString('hex')}`
   t.teardown(async () => {

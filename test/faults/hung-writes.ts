@@ -1,17 +1,14 @@
 // An app whose next session write (a login's new session, a refresh's rotation) is sent to a Redis
 // that has just hung. Through HTTP alone that never happens: each of those requests counts its
 // rate limit in Redis first, so a Redis that is already hung answers 503 before the write is sent.
-import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import tollgate, { type TollgateOptions } from '../../plugins/tollgate.js'
-import { REDIS_CLIENT_OPTIONS } from '../../src/redis-client.js'
 import type { TokenStore } from '../../src/token-store/index.js'
 import { createRedisTokenStore } from '../../src/token-store/redis.js'
 import { expectAllowlist, expectTokenResponse, refreshJson, type Store } from '../flows/support.js'
-import { pluginOptions, type TestContext, type TokenPair } from '../helper.js'
+import { pluginOptions, storeRedis, type TestContext, type TokenPair } from '../helper.js'
 import type { RedisServer } from './redis-server.js'
 import { eventually, expectUnavailableFast } from './support.js'
 
@@ -28,11 +25,8 @@ export type AppWithHungWrites = Awaited<ReturnType<typeof appWithHungWrites>>
  * is sent. The caller resumes it.
  */
 export async function appWithHungWrites (t: TestContext, server: RedisServer, options: TollgateOptions = {}): Promise<{ app: FastifyInstance, store: Store, hangBeforeNextWrite: () => void }> {
-  const redis = new Redis(server.url, REDIS_CLIENT_OPTIONS)
+  const { redis, prefix } = await storeRedis(t, server.url)
   redis.on('error', () => { /* the outage is the point */ })
-  await redis.connect()
-  t.teardown(() => redis.disconnect())
-  const prefix = `t-${randomBytes(6).toString('hex')}`
   const store = createRedisTokenStore({ redis, prefix, idleTtl: 3_600_000, reuseInterval: 0, absoluteTtl: 3_600_000 })
   let hang = false
   async function hangIfAsked () {
