@@ -54,9 +54,22 @@ export function handleError (error: FastifyError, request: FastifyRequest, reply
   return reply.code(status).send({ statusCode: status, code, error: statusText(status), message })
 }
 
-/** The 404 of the standalone server, in the same shape. */
+const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
+
+/**
+ * The standalone server's answer when no route matches, in the same shape: 405 with `Allow` when
+ * the URL has routes for other methods (RFC 9110 §15.5.6), else 404. Only unmatched requests pay
+ * for the lookups.
+ */
 export function handleNotFound (request: FastifyRequest, reply: FastifyReply) {
-  reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `Route ${request.method} ${request.url.split('?')[0]} not found` })
+  const path = request.url.split('?')[0]
+  const allowed = ROUTE_METHODS.filter(method => request.server.findRoute({ method, url: path }) !== null)
+  if (allowed.length > 0) {
+    return reply.code(405).header('allow', allowed.join(', ')).send({
+      statusCode: 405, code: 'METHOD_NOT_ALLOWED', error: 'Method Not Allowed', message: `Route ${request.method} ${path} not found; ${path} allows ${allowed.join(', ')}`
+    })
+  }
+  return reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `Route ${request.method} ${path} not found` })
 }
 
 /** Tollgate's error handler for the context it is registered in: Tollgate's routes, never a host's. */
