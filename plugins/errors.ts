@@ -62,7 +62,7 @@ const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
  * for the lookups.
  */
 export function handleNotFound (request: FastifyRequest, reply: FastifyReply) {
-  const path = request.url.split('?')[0]
+  const [path = ''] = request.url.split('?', 1)
   const allowed = ROUTE_METHODS.filter(method => request.server.findRoute({ method, url: path }) !== null)
   if (allowed.length > 0) {
     return reply.code(405).header('allow', allowed.join(', ')).send({
