@@ -83,6 +83,21 @@ export function createUserRepository (orm: () => MikroORM) {
     }
   }, MAX_BATCH)
 
+  // A write the caller's password check allowed, done only if the hash it checked is still stored,
+  // with `beforeCommit` in the same transaction. The connection's transaction, not the EntityManager's
+  // (see create).
+  function ifStillHash (query: string, params: unknown[], beforeCommit: () => Promise<void>): Promise<boolean> {
+    return guard(async () => {
+      const connection = orm().em.getConnection()
+      return await connection.transactional(async trx => {
+        const rows = await connection.execute<Array<{ id: string }>>(query, params, 'all', trx)
+        if (rows.length === 0) return false
+        await beforeCommit()
+        return true
+      })
+    })
+  }
+
   return {
     findByEmail: (email: string) => guard(() => findOneBy('email', normaliseEmail(email))),
     findById: (id: string) => guard(() => findOneBy('id', id)),
@@ -105,20 +120,20 @@ export function createUserRepository (orm: () => MikroORM) {
     }),
 
     /**
-     * Stores a new password hash, and runs `beforeCommit` (ending sessions) in the same transaction:
-     * if it fails, the hash stays as it was. The update's row lock makes a login's passwordHashOf
-     * wait for the outcome. The transaction holds a connection across that Redis call (at most its
-     * 1 s deadline), as a password reset does; on PGlite that is the only one.
+     * Stores a new password hash if the stored one is still `checkedHash`, the one the current
+     * password was just verified against; false, changing nothing, if a reset or another change
+     * committed in between (or the user is gone). `beforeCommit` (ending sessions) runs in the same
+     * transaction: if it fails, the hash stays as it was. The update's row lock makes a login's
+     * passwordHashOf wait for the outcome. The transaction holds a connection across that Redis call
+     * (at most its 1 s deadline), as a password reset does; on PGlite that is the only one.
      */
-    setPasswordHash: (id: string, passwordHash: string, beforeCommit: () => Promise<void>) => guard(async () => {
-      // The connection's transaction, not the EntityManager's (see create).
-      const connection = orm().em.getConnection()
-      await connection.transactional(async trx => {
-        await connection.execute('update users set password_hash = ?, updated_at = ?::timestamptz where id = ?', [passwordHash, new Date().toISOString(), id], 'run', trx)
-        await beforeCommit()
-      })
-    }),
-    remove: (id: string) => guard(() => em().nativeDelete(User, { id })).then(() => undefined),
+    replacePasswordHash: (id: string, checkedHash: string, passwordHash: string, beforeCommit: () => Promise<void>) =>
+      ifStillHash('update users set password_hash = ?, updated_at = ?::timestamptz where id = ? and password_hash = ? returning id',
+        [passwordHash, new Date().toISOString(), id, checkedHash], beforeCommit),
+
+    /** Deletes the user if its hash is still `checkedHash`, as replacePasswordHash; `beforeCommit` ends the sessions. */
+    remove: (id: string, checkedHash: string, beforeCommit: () => Promise<void>) =>
+      ifStillHash('delete from users where id = ? and password_hash = ? returning id', [id, checkedHash], beforeCommit),
     ping: () => guard(() => orm().em.getConnection().execute('select 1')).then(() => undefined)
   }
 }

@@ -152,9 +152,11 @@ export function createSessionService ({ config, users, passwords, tokens, tokenS
       // mailed earlier (maybe to an attacker who had the mailbox) would otherwise undo the change.
       await supersedeResetLinks(user.id)
       // The other sessions end inside the transaction: if Redis fails (503), the password stays as it
-      // was, so the same request can simply be sent again.
-      await users.setPasswordHash(user.id, await passwords.hash(input.newPassword),
+      // was, so the same request can simply be sent again. A reset that committed since the check
+      // wins: its owner's new password stands, and this change is refused.
+      const replaced = await users.replacePasswordHash(user.id, user.passwordHash, await passwords.hash(input.newPassword),
         () => tokenStore.endSessions({ userId: user.id, except: caller.sid, now: Date.now() }))
+      if (!replaced) throw new WrongPasswordError()
     },
 
     /**
@@ -192,9 +194,10 @@ export function createSessionService ({ config, users, passwords, tokens, tokenS
     async deleteAccount (caller: Caller, password: string): Promise<void> {
       const user = await currentUser(caller)
       await checkPassword(user, password)
-      // Sessions first: if Redis is down this fails with 503 and nothing is deleted.
-      await tokenStore.endSessions({ userId: user.id, now: Date.now() })
-      await users.remove(user.id)
+      // Every session ends inside the deletion's transaction: if Redis fails (503), nothing is
+      // deleted. A reset that committed since the check wins: the account its owner recovered stays.
+      const removed = await users.remove(user.id, user.passwordHash, () => tokenStore.endSessions({ userId: user.id, now: Date.now() }))
+      if (!removed) throw new WrongPasswordError()
       // Refreshes do not read the database, so no session may outlive the user: a login that read
       // it before the removal may have started one since. End those, and refuse any later one.
       await tokenStore.endSessions({ userId: user.id, now: Date.now(), closeAccount: true })
