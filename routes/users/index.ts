@@ -31,7 +31,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async function usersRoutes (fasti
     schema: {
       tags: ['users'],
       summary: 'Delete the account and end all its sessions',
-      description: 'Needs the password as well as the access token. Every session ends first, then the account is deleted; it cannot be undone, and the email can register again.',
+      description: 'Needs the password as well as the access token. The account is deleted and every session ends, together; it cannot be undone, and the email can register again.',
       operationId: 'deleteCurrentUser',
       security: BEARER_SECURITY,
       body: Type.Object({ password: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }),
