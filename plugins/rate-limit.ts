@@ -9,7 +9,7 @@ import type { RedisClient } from '../src/redis-client.js'
 type Hook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
 export interface RateLimits {
-  /** Per client IP, per route: login, register, refresh. */
+  /** Per client IP, per route: login, register, refresh, revoke, email verification, password forgot and reset. */
   perIp: Hook
   /** Per account: login attempts for one email, from anywhere. Needs the parsed body. */
   perAccount: Hook
@@ -18,6 +18,13 @@ export interface RateLimits {
    * deletion), keyed by `request.user.id`. Needs `authenticate` to have run; a preHandler.
    */
   perUser: Hook
+  /**
+   * Per client IP on the introspection endpoint, before client authentication: one client's budget
+   * (INTROSPECTION_RATE_LIMIT_MAX), not RATE_LIMIT_MAX, since a resource server introspects its
+   * users' tokens from one address. It bounds secret guessing, at a rate far too slow for secrets
+   * of 32+ characters.
+   */
+  perIntrospectionIp: Hook
   /** Per introspection client (RFC 7662 §4), once it has authenticated. */
   perClient: (clientId: string, reply: FastifyReply) => Promise<void>
   /**
@@ -87,6 +94,7 @@ export function createRateLimits (config: Config, redis: RedisClient | undefined
     // would cost a database read before every limit check. The price: a token holder gets
     // ACCOUNT_RATE_LIMIT_MAX guesses per window here besides login's, instead of unlimited ones.
     perUser: (request, reply) => accountLimit(`password-check:${request.user.id}`, reply),
+    perIntrospectionIp: (request, reply) => clientLimit(`introspection-ip:${request.ip}`, reply),
     perClient: (clientId, reply) => clientLimit(`client:${clientId}`, reply),
     // Hashed like the account key; counted before the address is looked up, so a 429 says nothing about it.
     perResetAddress: (request, reply) => resetRequestLimit(`reset-request:${emailKey(request)}`, reply),

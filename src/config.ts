@@ -45,7 +45,7 @@ export const ConfigSchema = Type.Object({
   TRUST_PROXY: Type.String({ default: '', description: 'empty, a hop count, or comma-separated proxy addresses/CIDRs' }),
   PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*[^\\s?#/])?$', description: 'the public base URL, such as https://id.example.com, without a trailing slash' })),
   INTROSPECTION_CLIENTS: Type.Optional(Type.String({ minLength: 1, description: 'comma-separated id:secret pairs (ids of letters, digits, . _ ~ -; secrets of 32 or more characters)' })),
-  INTROSPECTION_RATE_LIMIT_MAX: Type.Integer({ default: 6000, minimum: 1, maximum: 1_000_000, description: 'introspection requests per client per RATE_LIMIT_WINDOW' }),
+  INTROSPECTION_RATE_LIMIT_MAX: Type.Integer({ default: 6000, minimum: 1, maximum: 1_000_000, description: 'introspection requests per client, and per client IP before authentication, per RATE_LIMIT_WINDOW' }),
   // Mail: email verification and password reset. Unset SMTP_URL: mails go to the log in the embedded
   // default only (the development outbox); with DATABASE_URL, mail is off (see plugins/tollgate.ts).
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://[^\\s?#]+$', description: 'smtp://[user:password@]host[:port] or smtps://…, without a query' })),
@@ -53,7 +53,7 @@ export const ConfigSchema = Type.Object({
   MAIL_FROM: Type.String({ default: 'Tollgate <no-reply@localhost>', minLength: 3, maxLength: 320, description: 'the From of every mail, such as Example <no-reply@example.com>' }),
   APP_URL: Type.String({ default: 'http://localhost:3000', pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*[^\\s?#/])?$', description: 'the front end\'s base URL that mailed links point to, without a trailing slash' }),
   REQUIRE_VERIFIED_EMAIL: Type.Boolean({ default: false, description: 'true or false' }),
-  RATE_LIMIT_MAX: Type.Integer({ default: 30, minimum: 1, maximum: 1_000_000, description: 'requests per client IP per window to login, register and refresh (each)' }),
+  RATE_LIMIT_MAX: Type.Integer({ default: 30, minimum: 1, maximum: 1_000_000, description: 'requests per client IP per window to each of login, register, refresh, revoke, email verification, password forgot and reset' }),
   RATE_LIMIT_WINDOW: Seconds(60, 1, 86_400, 'rate-limit window'),
   ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 1_000_000, description: 'login attempts per account per window' }),
   ACCOUNT_RATE_LIMIT_WINDOW: Seconds(900, 1, 86_400, 'per-account login window'),

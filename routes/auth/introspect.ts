@@ -37,7 +37,7 @@ const introspectRoute: FastifyPluginAsyncTypebox = async function introspectRout
 
   fastify.post('/introspect', {
     // Per address first, so that guessing client secrets is bounded too.
-    onRequest: [rateLimits.perIp, introspectionClient],
+    onRequest: [rateLimits.perIntrospectionIp, introspectionClient],
     schema: {
       tags: ['auth'],
       summary: 'Introspect an access token (RFC 7662)',

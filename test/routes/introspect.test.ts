@@ -317,28 +317,40 @@ t.test('rate limited per client (INTROSPECTION_RATE_LIMIT_MAX), across addresses
   const app = await build(t, { config: withClients({ INTROSPECTION_RATE_LIMIT_MAX: 2 }) })
   const { tokens } = await registerAndLogin(app)
   const token = tokens.access_token
+  // Each request from an address of its own, so only the client's allowance is in play.
+  let address = 10
+  const from = () => ({ remoteAddress: `127.0.0.${address++}` })
 
   // Failed authentication does not spend a client's allowance (nobody can lock a client out).
   for (let i = 0; i < 3; i++) {
-    expectInvalidClient(t, await introspect(app, { token }, { authorization: basic({ id: PLAIN.id, secret: 'wrong'.repeat(8) }) }), `wrong secret ${i}`)
+    expectInvalidClient(t, await introspect(app, { token }, { authorization: basic({ id: PLAIN.id, secret: 'wrong'.repeat(8) }), ...from() }), `wrong secret ${i}`)
   }
-  expectActive(t, await introspect(app, { token }, { remoteAddress: '127.0.0.11' }), token, 'plain client, first')
-  expectInactive(t, await introspect(app, { token: 'not-a-token' }, { remoteAddress: '127.0.0.12' }), 'not-a-token', 'plain client, second')
-  expectRateLimited(t, await introspect(app, { token }, { remoteAddress: '127.0.0.13' }), 'plain client, third, from a third address')
-  expectRateLimited(t, await introspect(app, { token }, { form: true }), 'plain client, fourth, form')
+  expectActive(t, await introspect(app, { token }, from()), token, 'plain client, first')
+  expectInactive(t, await introspect(app, { token: 'not-a-token' }, from()), 'not-a-token', 'plain client, second')
+  expectRateLimited(t, await introspect(app, { token }, from()), 'plain client, third')
+  expectRateLimited(t, await introspect(app, { token }, { form: true, ...from() }), 'plain client, fourth, form')
   // A limited request says nothing about the token, even with a malformed body.
-  expectRateLimited(t, await introspect(app, {}), 'plain client, no token')
+  expectRateLimited(t, await introspect(app, {}, from()), 'plain client, no token')
 
-  // The other client has its own allowance, from the same address.
-  expectActive(t, await introspect(app, { token }, { authorization: basic(ODD) }), token, 'odd client, first')
-  expectActive(t, await introspect(app, { token }, { authorization: basic(ODD) }), token, 'odd client, second')
-  expectRateLimited(t, await introspect(app, { token }, { authorization: basic(ODD) }), 'odd client, third')
+  // The other client has its own allowance.
+  expectActive(t, await introspect(app, { token }, { authorization: basic(ODD), ...from() }), token, 'odd client, first')
+  expectActive(t, await introspect(app, { token }, { authorization: basic(ODD), ...from() }), token, 'odd client, second')
+  expectRateLimited(t, await introspect(app, { token }, { authorization: basic(ODD), ...from() }), 'odd client, third')
   // Wrong credentials for a limited client are still a 401, not a 429 that would confirm the id.
-  expectInvalidClient(t, await introspect(app, { token }, { authorization: basic({ id: ODD.id, secret: PLAIN.secret }) }), 'wrong secret of a limited client')
+  expectInvalidClient(t, await introspect(app, { token }, { authorization: basic({ id: ODD.id, secret: PLAIN.secret }), ...from() }), 'wrong secret of a limited client')
 })
 
-t.test('rate limited per address (RATE_LIMIT_MAX), before client authentication', async t => {
-  const app = await build(t, { config: withClients({ RATE_LIMIT_MAX: 3 }) })
+t.test('an authenticated client from one address gets its whole allowance: RATE_LIMIT_MAX does not apply', async t => {
+  // A resource server introspects its users' tokens from one address (tollgate/verify's
+  // introspection mode asks again for each token every few seconds).
+  const app = await build(t, { config: withClients({ RATE_LIMIT_MAX: 2, INTROSPECTION_RATE_LIMIT_MAX: 5 }) })
+  const { tokens } = await registerAndLogin(app)
+  for (let i = 1; i <= 5; i++) expectActive(t, await introspect(app, { token: tokens.access_token }), tokens.access_token, `introspection ${i}`)
+  expectRateLimited(t, await introspect(app, { token: tokens.access_token }), 'the sixth: over the client\'s allowance')
+})
+
+t.test('rate limited per address (one client\'s allowance), before client authentication', async t => {
+  const app = await build(t, { config: withClients({ INTROSPECTION_RATE_LIMIT_MAX: 3 }) })
   const { tokens } = await registerAndLogin(app)
   const token = tokens.access_token
   const guesser = '127.0.0.21'
