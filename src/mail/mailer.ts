@@ -50,10 +50,18 @@ interface Delivery {
   attempt: number
 }
 
-/** The parts of a nodemailer error worth logging: never the whole object, which may carry the envelope. */
+// Anything shaped like an address, in whatever a server or library put into a message.
+const ADDRESS = /[^\s<>"'@]+@[^\s<>"'@]+/g
+
+/**
+ * The parts of a nodemailer error worth logging: never the whole object, which may carry the
+ * envelope, nor the server's reply, which often repeats the recipient ("550 5.1.1 <ada@…>: …").
+ */
 function describeError (err: unknown) {
-  const e = err as { message?: unknown, code?: unknown, responseCode?: unknown, command?: unknown }
-  return { message: String(e?.message ?? err), code: e?.code, responseCode: e?.responseCode, command: e?.command }
+  const e = err as { message?: unknown, code?: unknown, responseCode?: unknown, command?: unknown, response?: unknown }
+  let message = String(e?.message ?? err)
+  if (typeof e?.response === 'string' && e.response !== '') message = message.replace(e.response, '(the server\'s reply)')
+  return { message: message.replace(ADDRESS, '(an address)'), code: e?.code, responseCode: e?.responseCode, command: e?.command }
 }
 
 /**

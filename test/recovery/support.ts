@@ -30,7 +30,7 @@ export interface TestSmtpServer {
 export interface SmtpServerOptions {
   /** Require AUTH with these credentials (over plain text: the loopback exception of the mailer). */
   credentials?: { user: string, pass: string }
-  /** Answer this many recipients with a temporary failure (451) before accepting any. */
+  /** Answer this many recipients with a temporary failure (451) before accepting any; the reply names the address, as Postfix's does. */
   failFirst?: number
 }
 
@@ -53,10 +53,10 @@ export async function startSmtpServer (t: TestContext, options: SmtpServerOption
       if (accepted) callback(null, { user: auth.username })
       else callback(new Error('Invalid username or password'))
     },
-    onRcptTo (_address, _session, callback) {
+    onRcptTo (address, _session, callback) {
       if (failuresLeft > 0) {
         failuresLeft--
-        callback(Object.assign(new Error('Mailbox busy, try again later'), { responseCode: 451 }))
+        callback(Object.assign(new Error(`4.2.1 <${address.address}>: Recipient address rejected: mailbox busy, try again later`), { responseCode: 451 }))
         return
       }
       callback()
