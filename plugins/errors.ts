@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { DependencyError, MALFORMED_JSON_MESSAGE, OAuthError, TollgateError, challengeOf, isMalformedJson } from '../src/errors.js'
+import { DependencyError, MALFORMED_JSON_MESSAGE, OAuthError, RateLimitedError, TollgateError, challengeOf, isMalformedJson } from '../src/errors.js'
 import { logSafeError } from '../src/log-safe-error.js'
 
 // Codes for the 4xx errors Fastify and its plugins raise, so no library code reaches a client.
@@ -47,6 +47,7 @@ export function handleError (error: FastifyError, request: FastifyRequest, reply
     return reply.code(status).send({ statusCode: status, code: status === 503 ? 'SERVICE_UNAVAILABLE' : 'INTERNAL_ERROR', error: statusText(status), message: 'Something went wrong' })
   }
   if (status === 401) reply.header('www-authenticate', challengeOf(error))
+  if (error instanceof RateLimitedError && error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds))
   const own = (error as unknown) instanceof TollgateError
   const code = own ? error.code : CODE_BY_STATUS[status] ?? 'INVALID_REQUEST'
   // Validation messages name the field and rule ("body/email must match format"), which helps clients.

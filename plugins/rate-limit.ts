@@ -34,6 +34,13 @@ export interface RateLimits {
   perResetAddress: Hook
   /** Per user: one verification mail a minute, keyed by `request.user.id`; a preHandler. */
   perUserVerificationMail: Hook
+  /**
+   * Per address: counts one verification mail to `email` (registration's, or one asked for again):
+   * undefined within VERIFICATION_MAILS_PER_ADDRESS a window of VERIFICATION_MAIL_WINDOW_SECONDS,
+   * else the seconds until the window ends. By address, not user: an account registered at someone
+   * else's address, deleted and registered again, is a new user each time.
+   */
+  verificationMailTo: (email: string) => Promise<number | undefined>
 }
 
 interface Store {
@@ -51,6 +58,10 @@ const LocalStore = require('@fastify/rate-limit/store/LocalStore.js') as new (co
 // leaves its owner a retry or two when a mail is slow or lost.
 export const RESET_REQUESTS_PER_ADDRESS = 3
 export const RESET_REQUEST_WINDOW_SECONDS = 3600
+// The same budget for verification mails, counted apart: a stranger who registered someone's
+// address cannot spend its owner's reset requests.
+export const VERIFICATION_MAILS_PER_ADDRESS = 3
+export const VERIFICATION_MAIL_WINDOW_SECONDS = 3600
 
 /** Counts one request against `key`; a store error (Redis down or slow) fails closed as 503. */
 function increment (store: Store, key: string, windowMs: number, max: number): Promise<{ current: number, ttl: number }> {
@@ -62,17 +73,26 @@ function increment (store: Store, key: string, windowMs: number, max: number): P
 
 /** The brute-force limits of login, register, refresh and password checks: on Redis when there is one, in process otherwise. */
 export function createRateLimits (config: Config, redis: RedisClient | undefined): RateLimits {
-  /** Counts a request against `key`; over `max` in the window, 429 with Retry-After. */
-  function limiter (options: { max: number, windowSeconds: number }) {
+  /** Counts one against `key`: undefined within `max` in the window, else the seconds until it ends. */
+  function counter (options: { max: number, windowSeconds: number }) {
     const store = redis
       ? new RedisStore(false, false, redis, `${config.REDIS_KEY_PREFIX}:rl:`)
       : new LocalStore(false, false)
     const windowMs = options.windowSeconds * 1000
-    return async function enforceRateLimit (key: string, reply: FastifyReply) {
+    return async function count (key: string): Promise<number | undefined> {
       // A hash tag around the whole key: on Redis Cluster each counter is its own slot, never split.
       const { current, ttl } = await increment(store, `{${key}}`, windowMs, options.max)
-      if (current <= options.max) return
-      reply.header('retry-after', String(Math.max(1, Math.ceil(ttl / 1000))))
+      return current <= options.max ? undefined : Math.max(1, Math.ceil(ttl / 1000))
+    }
+  }
+
+  /** Counts a request against `key`; over `max` in the window, 429 with Retry-After. */
+  function limiter (options: { max: number, windowSeconds: number }) {
+    const count = counter(options)
+    return async function enforceRateLimit (key: string, reply: FastifyReply) {
+      const retryAfter = await count(key)
+      if (retryAfter === undefined) return
+      reply.header('retry-after', String(retryAfter))
       throw new RateLimitedError()
     }
   }
@@ -82,12 +102,14 @@ export function createRateLimits (config: Config, redis: RedisClient | undefined
   const clientLimit = limiter({ max: config.INTROSPECTION_RATE_LIMIT_MAX, windowSeconds: config.RATE_LIMIT_WINDOW })
   const verificationMailLimit = limiter({ max: 1, windowSeconds: 60 })
   const resetRequestLimit = limiter({ max: RESET_REQUESTS_PER_ADDRESS, windowSeconds: RESET_REQUEST_WINDOW_SECONDS })
-  const emailKey = (request: FastifyRequest) => createHash('sha256').update(normaliseEmail(String((request.body as { email?: unknown })?.email ?? ''))).digest('base64url')
+  const verificationMailCount = counter({ max: VERIFICATION_MAILS_PER_ADDRESS, windowSeconds: VERIFICATION_MAIL_WINDOW_SECONDS })
+  // Hashed, so no email address is written to Redis.
+  const hashedEmail = (email: string) => createHash('sha256').update(normaliseEmail(email)).digest('base64url')
+  const emailKey = (request: FastifyRequest) => hashedEmail(String((request.body as { email?: unknown })?.email ?? ''))
   return {
     // request.ip honours X-Forwarded-For only from the proxies the host's trustProxy names.
     perIp: (request, reply) => ipLimit(`ip:${request.routeOptions.url}:${request.ip}`, reply),
-    // Hashed, so no email address is written to Redis.
-    perAccount: (request, reply) => accountLimit(`account:${createHash('sha256').update(normaliseEmail(String((request.body as { email?: unknown })?.email ?? ''))).digest('base64url')}`, reply),
+    perAccount: (request, reply) => accountLimit(`account:${emailKey(request)}`, reply),
     // Same limits as login, but a budget of its own, shared by password change and account deletion
     // (splitting guesses across the two routes or across addresses buys nothing). Not login's key:
     // that is a hash of the email in the body, and the token carries only the user id, so sharing it
@@ -96,8 +118,9 @@ export function createRateLimits (config: Config, redis: RedisClient | undefined
     perUser: (request, reply) => accountLimit(`password-check:${request.user.id}`, reply),
     perIntrospectionIp: (request, reply) => clientLimit(`introspection-ip:${request.ip}`, reply),
     perClient: (clientId, reply) => clientLimit(`client:${clientId}`, reply),
-    // Hashed like the account key; counted before the address is looked up, so a 429 says nothing about it.
+    // Counted before the address is looked up, so a 429 says nothing about it.
     perResetAddress: (request, reply) => resetRequestLimit(`reset-request:${emailKey(request)}`, reply),
-    perUserVerificationMail: (request, reply) => verificationMailLimit(`verification-mail:${request.user.id}`, reply)
+    perUserVerificationMail: (request, reply) => verificationMailLimit(`verification-mail:${request.user.id}`, reply),
+    verificationMailTo: email => verificationMailCount(`verification-mail-to:${hashedEmail(email)}`)
   }
 }

@@ -175,6 +175,7 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
   else if (!smtp) fastify.log.warn('no SMTP_URL: mail is off. Verification and password-reset mails are dropped (each drop is logged as a warning), so nobody can verify an address or reset a forgotten password. Set SMTP_URL.')
   if (smtp && !config.SMTP_REQUIRE_TLS && !smtp.secure && !isLoopback(smtp.host)) fastify.log.warn('SMTP_REQUIRE_TLS=false: mails, reset links included, may reach the SMTP relay in clear text')
   if (isPlainHttpElsewhere(config.APP_URL)) fastify.log.warn('APP_URL is http:// on a host other than this machine: mailed links, and the tokens in them, travel in clear text. Use https://')
+  const rateLimits = createRateLimits(config, redis)
   const recovery = createAccountRecovery({
     config,
     users,
@@ -183,6 +184,7 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
     tokenStore,
     mailer,
     clock,
+    verificationMailTo: rateLimits.verificationMailTo,
     log: fastify.log
   })
   // Added after the database's hook, so it runs before it (onClose runs last-added first): the work
@@ -198,7 +200,7 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
     passwords,
     jwks: publicJwks(keys),
     databaseKind: config.DATABASE_URL ? 'postgresql' : 'pglite',
-    rateLimits: createRateLimits(config, redis),
+    rateLimits,
     csrfTokens: createCsrfTokens(keys.refreshSecret)
   } satisfies Tollgate)
 

@@ -33,7 +33,8 @@ export class ServiceBusyError extends TollgateError {
   constructor () { super('SERVICE_BUSY', 'The server is busy; retry shortly', 503) }
 }
 export class RateLimitedError extends TollgateError {
-  constructor () { super('RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429) }
+  /** `retryAfterSeconds`: for the error handler's Retry-After, when no hook has set it. */
+  constructor (readonly retryAfterSeconds?: number) { super('RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429) }
 }
 
 /**

@@ -35,13 +35,13 @@ const emailVerificationRoutes: FastifyPluginAsyncTypebox = async function emailV
     schema: {
       tags: ['auth'],
       summary: 'Mail a fresh verification link to the signed-in user',
-      description: 'At most once a minute per user. The new link replaces every earlier one. An address that is verified already gets no mail, and the same 202. The answer does not wait for the mail: a mail that cannot be sent is retried in the background.',
+      description: 'At most once a minute per user, and 3 verification mails an hour per address, registration\'s included. The new link replaces every earlier one. An address that is verified already gets no mail, and the same 202. The answer does not wait for the mail: a mail that cannot be sent is retried in the background.',
       operationId: 'sendVerificationEmail',
       security: BEARER_SECURITY,
       response: {
         202: documented(AcceptedSchema, 'A link is on its way (unless the address is verified already)'),
         401: unauthorized(),
-        429: rateLimited('A verification mail was sent to this user less than a minute ago; retry after Retry-After'),
+        429: rateLimited('A verification mail was sent to this user less than a minute ago, or the address has had 3 this hour; retry after Retry-After'),
         503: unavailable()
       }
     }

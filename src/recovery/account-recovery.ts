@@ -1,6 +1,6 @@
 import type { Config } from '../config.js'
 import type { User } from '../entities/user.js'
-import { InvalidTokenError } from '../errors.js'
+import { InvalidTokenError, RateLimitedError } from '../errors.js'
 import type { Mailer } from '../mail/mailer.js'
 import { linkTo, passwordChangedMail, passwordResetMail, verificationMail } from '../mail/messages.js'
 import type { PasswordHasher } from '../password.js'
@@ -18,7 +18,9 @@ export interface AccountRecoveryDeps {
   mailer: Mailer
   /** Milliseconds since the epoch, for the links' tokens (issue and expiry). */
   clock: () => number
-  log: { error (details: object, message: string): void }
+  /** Counts a verification mail to the address: undefined within its budget, else seconds to wait. */
+  verificationMailTo: (email: string) => Promise<number | undefined>
+  log: { warn (details: object, message: string): void, error (details: object, message: string): void }
 }
 
 /**
@@ -26,7 +28,7 @@ export interface AccountRecoveryDeps {
  * Knows nothing of HTTP. Mail never holds up or changes an answer: it is queued, and what must not
  * reveal whether an address has an account (the reset request) happens after the answer.
  */
-export function createAccountRecovery ({ config, users, linkTokens, passwords, tokenStore, mailer, clock, log }: AccountRecoveryDeps) {
+export function createAccountRecovery ({ config, users, linkTokens, passwords, tokenStore, mailer, clock, verificationMailTo, log }: AccountRecoveryDeps) {
   const background = createBackgroundWork(log)
 
   async function mailVerificationLink (user: Pick<User, 'id' | 'email'>): Promise<void> {
@@ -35,19 +37,31 @@ export function createAccountRecovery ({ config, users, linkTokens, passwords, t
   }
 
   return {
-    /** A new account's first verification link, issued after registration has answered. */
+    /**
+     * A new account's first verification link, issued after registration has answered; none when
+     * the address has had its budget of verification mails (a stranger registering it again and
+     * again). Its owner can ask for one later.
+     */
     welcome (user: Pick<User, 'id' | 'email'>): void {
-      background.run('verification link after registration', () => mailVerificationLink(user))
+      background.run('verification link after registration', async () => {
+        if (await verificationMailTo(user.email) !== undefined) {
+          log.warn({ mail: { kind: 'verify_email', userId: user.id } }, 'mail not sent: the address has had its verification mails for the hour')
+          return
+        }
+        await mailVerificationLink(user)
+      })
     },
 
     /**
      * A fresh verification link for the caller (earlier ones stop working). An address that is
-     * verified already gets none.
+     * verified already gets none; one that has had its budget of verification mails, a 429.
      */
     async resendVerification (caller: { id: string }): Promise<void> {
       const user = await users.findById(caller.id)
       if (!user) throw new InvalidTokenError()
       if (user.emailVerified) return
+      const retryAfter = await verificationMailTo(user.email)
+      if (retryAfter !== undefined) throw new RateLimitedError(retryAfter)
       await mailVerificationLink(user)
     },
 

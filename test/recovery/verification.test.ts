@@ -3,7 +3,7 @@ import pg from 'pg'
 import t from 'tap'
 import { assertErrorShape } from '../fixtures.js'
 import { bearer, build, createTestDatabase, login, registerAndLogin, type TestApp } from '../helper.js'
-import { linkToken, startSmtpServer, type TestSmtpServer } from './support.js'
+import { captureLog, linkToken, startSmtpServer, type TestSmtpServer } from './support.js'
 
 const PASSWORD = 'correct horse battery staple'
 const APP_URL = 'https://app.example.com/accounts'
@@ -141,6 +141,39 @@ t.test('POST /auth/email/verify/send mails a fresh link, at most once a minute; 
   assertErrorShape(t, superseded, 400)
   t.equal(superseded.json().code, 'LINK_TOKEN_SUPERSEDED')
   t.equal((await verify(app, second)).statusCode, 204, 'the newest link works')
+})
+
+t.test('verification mails to one address: 3 an hour, whoever registers it again and again', async t => {
+  // A stranger registers someone's address, deletes the account and registers it again: each time
+  // a new user, whose per-user limit is fresh. The address's budget is not (security review).
+  const smtp = await startSmtpServer(t)
+  const log = captureLog()
+  const app = await build(t, { config: { SMTP_URL: smtp.url, APP_URL, LOG_LEVEL: 'warn' }, logStream: log.stream })
+  const email = newEmail()
+  for (let i = 1; i <= 3; i++) {
+    const { tokens } = await registerAndLogin(app, { email, password: PASSWORD })
+    await verificationToken(smtp, email)
+    t.equal((await app.inject({ method: 'DELETE', url: '/users/me', headers: bearer(tokens.access_token), payload: { password: PASSWORD } })).statusCode, 204, `account ${i} deleted`)
+  }
+  const { userId, tokens } = await registerAndLogin(app, { email, password: PASSWORD })
+  await app.tollgate.recovery.settled()
+  t.equal(smtp.mailsTo(email).length, 3, 'the fourth registration was answered, but mailed nothing')
+  const warning = await log.waitFor(line => line.msg.startsWith('mail not sent'))
+  t.match(warning, { level: 40, msg: 'mail not sent: the address has had its verification mails for the hour', mail: { kind: 'verify_email', userId } })
+  t.notOk(log.raw().includes(email), 'the address is in no log line')
+
+  const limited = await sendLink(app, tokens.access_token)
+  assertErrorShape(t, limited, 429)
+  t.equal(limited.json().code, 'RATE_LIMITED')
+  const retryAfter = Number(limited.headers['retry-after'])
+  t.ok(retryAfter > 3000 && retryAfter <= 3600, `asking again: 429, Retry-After within the hour (${retryAfter})`)
+  await app.tollgate.recovery.settled()
+  t.equal(smtp.mailsTo(email).length, 3, 'and nothing sent')
+
+  const other = newEmail()
+  await registerAndLogin(app, { email: other })
+  await verificationToken(smtp, other)
+  t.pass('another address has its own budget')
 })
 
 t.test('POST /auth/email/verify/send needs an access token, and mails nothing to a verified address', async t => {
