@@ -41,6 +41,13 @@ export function handleError (error: FastifyError, request: FastifyRequest, reply
       .send({ error: error.errorCode, error_description: error.description })
   }
   const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
+  if (status === 503 && (error as unknown) instanceof TollgateError) {
+    // Tollgate's own 503 (SERVICE_BUSY: too many password checks at once) is load shedding, not a
+    // fault: its code and message are the client's, and its log line a warning.
+    request.log.warn({ code: error.code }, 'request refused: busy')
+    return reply.code(503).header('retry-after', RETRY_AFTER_SECONDS)
+      .send({ statusCode: 503, code: error.code, error: statusText(503), message: error.message })
+  }
   if (status >= 500) {
     request.log.error({ err: logSafeError(error) }, 'request failed')
     if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)

@@ -122,8 +122,8 @@ t.test('argon2 work is bounded: overload answers 503 instead of queueing without
   t.ok(busy.length > 0, `some were refused (${statuses.join(',')})`)
   t.ok(statuses.every(s => s === 200 || s === 503), 'nothing else')
   for (const res of busy) {
-    t.ok(res.headers['retry-after'])
-    t.equal(res.json().code, 'SERVICE_UNAVAILABLE')
+    t.equal(res.headers['retry-after'], '5')
+    t.strictSame(res.json(), { statusCode: 503, code: 'SERVICE_BUSY', error: 'Service Unavailable', message: 'The server is busy; retry shortly' }, 'the code the Error schema lists for it')
   }
   t.equal((await login(app, email, password)) !== undefined, true, 'after the burst, login works again')
 })
