@@ -49,6 +49,7 @@ export interface AuthenticatePluginOptions {
 
 // RFC 6750 §2.1: the scheme is case-insensitive, then exactly one token68.
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i
+const BEARER_SCHEME = /^Bearer(?: |$)/i
 
 /**
  * Gives the app `authenticate` and `request.user`: the one piece of Tollgate that reaches a host's
@@ -63,7 +64,8 @@ export default fp(async function authenticatePlugin (fastify, { verifyAccessToke
       const header = request.headers.authorization
       if (!header) throw new MissingTokenError()
       const match = BEARER.exec(header)
-      if (!match) throw new InvalidTokenError()
+      // Another scheme (Basic…) presents no access token: a challenge without an error (RFC 6750 §3.1).
+      if (!match) throw BEARER_SCHEME.test(header) ? new InvalidTokenError() : new MissingTokenError()
       const token = match[1] as string
       const verified = verifyAccessToken(token)
       const claims = verified instanceof Promise ? await verified : verified

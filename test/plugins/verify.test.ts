@@ -77,12 +77,14 @@ t.test('no token, a malformed one or a refresh token: 401 with the Bearer challe
   const host = await hostApp(t, server)
   const { tokens } = await registerAndLogin(server)
 
-  const missing = await orders(host)
-  t.equal(missing.statusCode, 401)
-  t.equal(missing.headers['www-authenticate'], 'Bearer realm="tollgate"')
-  t.equal(missing.json().code, 'INVALID_TOKEN')
+  for (const [name, headers] of [['no header', {}], ['another scheme', { authorization: 'Basic dXNlcjpwdw==' }]] as const) {
+    const missing = await orders(host, headers)
+    t.equal(missing.statusCode, 401, name)
+    t.equal(missing.headers['www-authenticate'], 'Bearer realm="tollgate"', `${name}: no error in the challenge`)
+    t.equal(missing.json().code, 'INVALID_TOKEN', name)
+  }
 
-  const rejected: Array<[string, string]> = [['garbage', 'Bearer not-a-token'], ['a refresh token', `Bearer ${tokens.refresh_token}`], ['Basic', 'Basic dXNlcjpwdw==']]
+  const rejected: Array<[string, string]> = [['garbage', 'Bearer not-a-token'], ['a refresh token', `Bearer ${tokens.refresh_token}`]]
   for (const [name, authorization] of rejected) {
     const res = await orders(host, { authorization })
     t.equal(res.statusCode, 401, name)

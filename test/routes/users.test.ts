@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { assertInvalidToken, ed25519Signer, forgeAccessToken, headerOf, hmacSigner, jwt, noSigner, nowSeconds, publicKeyPem } from '../fixtures.js'
+import { assertErrorShape, assertInvalidToken, ed25519Signer, forgeAccessToken, headerOf, hmacSigner, jwt, noSigner, nowSeconds, publicKeyPem } from '../fixtures.js'
 import { bearer, build, claimsOf, registerAndLogin, testKeys } from '../helper.js'
 
 t.test('GET /users/me returns the user of a valid access token', async t => {
@@ -73,7 +73,6 @@ t.test('GET /users/me rejects every invalid access token with the same 401', asy
     ['sub an object', `Bearer ${forgeAccessToken(app, real, { claims: { sub: { $ne: null } } })}`],
     ['a malformed header: "Bearer" alone', 'Bearer'],
     ['a malformed header: "Bearer " and spaces', 'Bearer   '],
-    ['a malformed header: Basic credentials', 'Basic xyz'],
     ['a malformed header: two tokens', `Bearer ${real} ${real}`],
     ['a malformed header: two Bearer credentials', `Bearer ${real}, Bearer ${real}`],
     ['not a JWT', 'Bearer not-a-jwt'],
@@ -84,6 +83,12 @@ t.test('GET /users/me rejects every invalid access token with the same 401', asy
       assertInvalidToken(t, await me(authorization))
     })
   }
+  t.test('401 for another scheme (Basic), which presents no access token: a challenge without an error (RFC 6750 §3.1)', async t => {
+    const res = await me('Basic xyz')
+    assertErrorShape(t, res, 401)
+    t.equal(res.headers['www-authenticate'], 'Bearer realm="tollgate"')
+    t.same(res.json(), { statusCode: 401, code: 'INVALID_TOKEN', error: 'Unauthorized', message: 'An access token is required' })
+  })
 })
 
 t.test('GET /users/me on an HS256 deployment pins the algorithm', async t => {
