@@ -150,6 +150,16 @@ export const jsonBodyErrors = () => ({
   415: errorResponse('Unsupported Content-Type: send application/json')
 })
 
+/**
+ * The answers of a route that takes no body to one sent anyway, which Fastify still parses:
+ * `response: { ...noBodyErrors(), … }`.
+ */
+export const noBodyErrors = () => ({
+  400: errorResponse('This route takes no body: one was sent, and it is not valid JSON'),
+  413: errorResponse('This route takes no body: one was sent, larger than 16 KiB'),
+  415: errorResponse('This route takes no body: one was sent, and it is not JSON')
+})
+
 /** Auth bodies are small; anything larger is a 413 before parsing. */
 export const BODY_LIMIT = 16 * 1024
 

@@ -34,8 +34,8 @@ export interface RefreshCookies {
   /**
    * Puts the refresh token of `tokens` in its cookies, and a CSRF token for its session in the
    * readable cookie and the X-CSRF-Token response header (`csrfToken`, or a new one); returns the
-   * body without `refresh_token`. The cookies live as long as the refresh token: the session's
-   * remaining lifetime.
+   * body without `refresh_token`. The cookies live as long as the refresh token:
+   * `refresh_expires_in`, its idle timeout cut short near the session's absolute end.
    */
   issue (reply: FastifyReply, tokens: TokenResponse, csrfToken?: string): CookieTokenResponse
   /** Expires every cookie of cookie mode in the browser. */
@@ -114,7 +114,7 @@ export const COOKIE_SECURITY = { refreshCookie: [], csrfToken: [] }
 
 /** The cookies a response sets (one header name in OpenAPI, several headers on the wire). */
 export const SET_COOKIES: ResponseHeaders = {
-  'Set-Cookie': Type.String({ description: `REFRESH_COOKIE: \`${REFRESH_COOKIE_NAME}\` (the refresh token; HttpOnly, Secure, SameSite=Strict, once for each of the Paths …/auth/refresh, …/auth/logout and …/auth/revoke) and \`${CSRF_COOKIE_NAME}\` (the CSRF token, readable by scripts; Path=/), each with Max-Age the session's remaining lifetime` }),
+  'Set-Cookie': Type.String({ description: `REFRESH_COOKIE: \`${REFRESH_COOKIE_NAME}\` (the refresh token; HttpOnly, Secure, SameSite=Strict, once for each of the Paths …/auth/refresh, …/auth/logout and …/auth/revoke) and \`${CSRF_COOKIE_NAME}\` (the CSRF token, readable by scripts; Path=/), each with Max-Age the refresh token's remaining lifetime, \`refresh_expires_in\`` }),
   [CSRF_HEADER]: Type.String({ description: `The CSRF token, as in the \`${CSRF_COOKIE_NAME}\` cookie: for an app on another origin, which cannot read that cookie` })
 }
 

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { AcceptedSchema, BEARER_SECURITY, LinkTokenSchema, PUBLIC_SECURITY, documented, errorResponse, jsonBodyErrors, rateLimited, unauthorized, unavailable } from '../../src/schemas.js'
+import { AcceptedSchema, BEARER_SECURITY, LinkTokenSchema, PUBLIC_SECURITY, documented, errorResponse, jsonBodyErrors, noBodyErrors, rateLimited, unauthorized, unavailable } from '../../src/schemas.js'
 
 const LINK_TOKEN_FAILURE = 'The token is not usable; `code` says why: `LINK_TOKEN_UNKNOWN`, `LINK_TOKEN_EXPIRED` (after 24 hours), `LINK_TOKEN_USED` or `LINK_TOKEN_SUPERSEDED` (a newer link was sent). Or the body is invalid (`INVALID_REQUEST`)'
 
@@ -40,6 +40,7 @@ const emailVerificationRoutes: FastifyPluginAsyncTypebox = async function emailV
       security: BEARER_SECURITY,
       response: {
         202: documented(AcceptedSchema, 'A link is on its way (unless the address is verified already)'),
+        ...noBodyErrors(),
         401: unauthorized(),
         429: rateLimited('A verification mail was sent to this user less than a minute ago, or the address has had 3 this hour; retry after Retry-After'),
         503: unavailable()

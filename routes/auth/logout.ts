@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { BEARER_SECURITY, documented, errorResponse, jsonBodyErrors, unauthorized, unavailable } from '../../src/schemas.js'
+import { BEARER_SECURITY, documented, errorResponse, jsonBodyErrors, noBodyErrors, unauthorized, unavailable } from '../../src/schemas.js'
 import { CLEAR_COOKIES, COOKIE_SECURITY, acceptCookies, csrfRefused, refreshCookies } from './cookie-support.js'
 import { absentBodyAsEmpty } from './grant-support.js'
 
@@ -51,6 +51,7 @@ const logoutRoutes: FastifyPluginAsyncTypebox = async function logoutRoutes (fas
       security: BEARER_SECURITY,
       response: {
         204: ended('Every session ended'),
+        ...noBodyErrors(),
         401: unauthorized(),
         503: unavailable('A backing service is unavailable; retry after Retry-After')
       }

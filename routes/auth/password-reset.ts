@@ -12,7 +12,7 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async function passwordRe
     schema: {
       tags: ['auth'],
       summary: 'Ask for a password-reset link',
-      description: 'Answers 202 with no body for every well-formed address, at once, whether it has an account or not: the lookup and the mail happen afterwards. Only an address with an account gets a link `APP_URL/reset-password?token=…`, valid for 30 minutes; a newer request replaces the older links. At most 3 requests an hour per address, known or not.',
+      description: 'Answers 202 with the same `{message}` for every well-formed address, at once, whether it has an account or not: the lookup and the mail happen afterwards. Only an address with an account gets a link `APP_URL/reset-password?token=…`, valid for 30 minutes; a newer request replaces the older links. At most 3 requests an hour per address, known or not.',
       operationId: 'forgotPassword',
       security: PUBLIC_SECURITY,
       body: Type.Object({ email: Type.Ref(EmailSchema) }, { additionalProperties: false }),

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { BEARER_SECURITY, errorResponse, unauthorized, unavailable } from '../../src/schemas.js'
+import { BEARER_SECURITY, errorResponse, noBodyErrors, unauthorized, unavailable } from '../../src/schemas.js'
 
 const SessionSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -53,9 +53,11 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes 
       params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
       response: {
         204: Type.Null({ description: 'Session ended' }),
-        400: errorResponse('The id is not a UUID'),
+        ...noBodyErrors(),
+        400: errorResponse('The id is not a UUID, or a body was sent (this route takes none) that is not valid JSON'),
         401: unauthorized(),
         404: errorResponse('No live session of this user has this id'),
+        414: errorResponse('The id is longer than 100 characters'),
         503: unavailable('A backing service is unavailable; retry after Retry-After')
       }
     }
