@@ -37,7 +37,8 @@ export function handleError (error: FastifyError, request: FastifyRequest, reply
       .send({ statusCode: 503, code: 'SERVICE_UNAVAILABLE', error: statusText(503), message: 'A backing service is unavailable; retry shortly' })
   }
   if (error instanceof OAuthError) {
-    return reply.code(400).headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
+    if (error.statusCode === 401) reply.header('www-authenticate', challengeOf(error))
+    return reply.code(error.statusCode).headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
       .send({ error: error.errorCode, error_description: error.description })
   }
   const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500

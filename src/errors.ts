@@ -69,9 +69,6 @@ export class CsrfCheckError extends TollgateError {
 }
 
 /** RFC 7662 §2.1: the introspection endpoint's client authentication failed. */
-export class InvalidClientError extends TollgateError {
-  constructor () { super('INVALID_CLIENT', 'Client authentication failed', 401) }
-}
 
 /**
  * The WWW-Authenticate challenge of a 401: Basic for client authentication (RFC 7617), else
@@ -85,16 +82,20 @@ export function challengeOf (error: unknown): string {
 }
 
 /** The RFC 6749 §5.2 error codes Tollgate answers with. */
-export const OAUTH_ERROR_CODES = ['invalid_grant', 'invalid_request', 'unsupported_grant_type'] as const
+export const OAUTH_ERROR_CODES = ['invalid_client', 'invalid_grant', 'invalid_request', 'unsupported_grant_type'] as const
 export type OAuthErrorCode = typeof OAUTH_ERROR_CODES[number]
 
 /** RFC 6749 §5.2 error of the token endpoint; the refresh route renders it as `{error, error_description}`. */
 export class OAuthError extends Error {
-  readonly statusCode = 400
-  constructor (readonly errorCode: OAuthErrorCode, readonly description: string) {
+  constructor (readonly errorCode: OAuthErrorCode, readonly description: string, readonly statusCode: 400 | 401 = 400) {
     super(description)
     this.name = 'OAuthError'
   }
+}
+
+/** Introspection's client authentication failed: RFC 6749 §5.2's 401, as RFC 7662 §2.3 asks. */
+export class InvalidClientError extends OAuthError {
+  constructor () { super('invalid_client', 'Client authentication failed', 401) }
 }
 
 /** The one answer for any unusable refresh token: which check failed is nobody's business. */

@@ -54,7 +54,6 @@ export const ERROR_CODES = [
   'INVALID_REQUEST',
   'INVALID_CREDENTIALS',
   'INVALID_TOKEN',
-  'INVALID_CLIENT',
   'NOT_FOUND',
   'SESSION_NOT_FOUND',
   'METHOD_NOT_ALLOWED',
@@ -126,8 +125,8 @@ export function documented<T extends TSchema> (schema: T, description: string, h
 /** An Error body, described, with the headers sent with it. */
 export const errorResponse = (description: string, headers?: ResponseHeaders) => documented(Type.Ref(ErrorSchema), description, headers)
 
-/** The 401 of a route behind `authenticate` (or, with WWW_AUTHENTICATE_BASIC, of client authentication). */
-export const unauthorized = (description = 'Missing, invalid, expired or revoked access token', challenge = WWW_AUTHENTICATE) => errorResponse(description, challenge)
+/** The 401 of a route behind `authenticate`. */
+export const unauthorized = (description = 'Missing, invalid, expired or revoked access token') => errorResponse(description, WWW_AUTHENTICATE)
 
 /** The 429 of a rate-limited route. */
 export const rateLimited = (description = 'Too many requests from this address; retry after Retry-After') => errorResponse(description, RETRY_AFTER)

@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { parseIntrospectionClients } from '../../src/config.js'
 import { InvalidClientError } from '../../src/errors.js'
-import { NO_STORE_HEADERS, WWW_AUTHENTICATE_BASIC, documented, oauthErrorResponse, rateLimited, unauthorized, unavailable } from '../../src/schemas.js'
+import { NO_STORE_HEADERS, OAuthErrorSchema, WWW_AUTHENTICATE_BASIC, documented, oauthErrorResponse, rateLimited, unavailable } from '../../src/schemas.js'
 import { createClientAuthenticator } from '../../src/sessions/client-authentication.js'
 import { FORM, NO_STORE, acceptFormBodies, oauthRequestErrors } from './grant-support.js'
 
@@ -53,7 +53,7 @@ const introspectRoute: FastifyPluginAsyncTypebox = async function introspectRout
       response: {
         200: documented(IntrospectionSchema, 'Whether the token is live and, if it is, its claims', NO_STORE_HEADERS),
         400: oauthErrorResponse('invalid_request: no token, or a malformed request, also a body over 16 KiB or an unsupported Content-Type (RFC 6749 §5.2)'),
-        401: unauthorized('No or wrong client credentials', WWW_AUTHENTICATE_BASIC),
+        401: documented(Type.Ref(OAuthErrorSchema), 'invalid_client: no or wrong client credentials (RFC 6749 §5.2)', { ...NO_STORE_HEADERS, ...WWW_AUTHENTICATE_BASIC }),
         429: rateLimited('Too many requests from this client or address; retry after Retry-After'),
         503: unavailable('The token store is unavailable; retry after Retry-After')
       }

@@ -24,7 +24,8 @@ const ODD: Client = { id: 'billing~api.v2_x', secret: `p:ss%20w+rd/=é ${randomB
 const CLIENTS = `${PLAIN.id}:${PLAIN.secret},${ODD.id}:${ODD.secret}`
 
 const FORM = 'application/x-www-form-urlencoded'
-const INVALID_CLIENT = { statusCode: 401, code: 'INVALID_CLIENT', error: 'Unauthorized', message: 'Client authentication failed' }
+// RFC 7662 §2.3: RFC 6749 §5.2's answer.
+const INVALID_CLIENT = { error: 'invalid_client', error_description: 'Client authentication failed' }
 const BASIC_CHALLENGE = 'Basic realm="tollgate", charset="UTF-8"'
 const RATE_LIMITED = { statusCode: 429, code: 'RATE_LIMITED', error: 'Too Many Requests', message: 'Too many requests; retry after the time in Retry-After' }
 const ACTIVE_KEYS = ['active', 'aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'roles', 'sid', 'sub', 'token_type']
@@ -91,6 +92,7 @@ function expectInvalidClient (t: Test, res: Response, step: string) {
   t.match(res.headers['content-type'], /^application\/json/, `${step}: JSON`)
   t.equal(res.headers['www-authenticate'], BASIC_CHALLENGE, `${step}: the Basic challenge`)
   t.strictSame(res.json(), INVALID_CLIENT, `${step}: the invalid-client body`)
+  expectNoStore(t, res, step)
 }
 
 function expectRateLimited (t: Test, res: Response, step: string) {
