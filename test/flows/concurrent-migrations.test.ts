@@ -131,7 +131,7 @@ t.test('a migration waits for the lock, bounded: a timeout is a clear MigrationE
   setTimeout(() => { holder.query('select pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY]).catch(() => {}) }, 300)
   t.same((await database.migrate({ lockTimeoutMs: 5000 })).sort(), MIGRATIONS)
   t.same(await database.migrate(), [], 'again: nothing to do')
-  const held = await query<{ n: number }>(url, "select count(*)::int as n from pg_locks where locktype = 'advisory'")
+  const held = await query<{ n: number }>(url, "select count(*)::int as n from pg_locks l join pg_database d on d.oid = l.database where l.locktype = 'advisory' and d.datname = current_database()")
   t.equal(held[0]?.n, 0, 'the lock is released')
 })
 
