@@ -109,6 +109,8 @@ function forge (template: string, fresh: Record<string, unknown>, changes: Forge
 }
 
 export const ERROR_KEYS = ['code', 'error', 'message', 'statusCode']
+/** A 500, masked: no query, table or library message reaches a client. */
+export const INTERNAL_ERROR_BODY = { statusCode: 500, code: 'INTERNAL_ERROR', error: 'Internal Server Error', message: 'Something went wrong' }
 export const INVALID_TOKEN_BODY = {
   statusCode: 401,
   code: 'INVALID_TOKEN',

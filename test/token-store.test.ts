@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
+import { mkdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
@@ -66,7 +66,10 @@ t.test('memory: a snapshot written before sessions kept roles still loads', asyn
   const now = Date.now()
   const session = legacy(now)
   const closed = randomUUID()
-  const path = join(await tempDir(t), 'token-store.json')
+  // A DATA_DIR that already exists, readable by others: the snapshot must not be.
+  const dir = join(await tempDir(t), 'data')
+  await mkdir(dir, { mode: 0o755 })
+  const path = join(dir, 'token-store.json')
   // The snapshot format as the first version wrote it: no roles, no closedUntil.
   await writeFile(path, JSON.stringify({
     version: 1,
@@ -86,6 +89,7 @@ t.test('memory: a snapshot written before sessions kept roles still loads', asyn
   const fresh = { ...legacy(now), roles: ['reader'] }
   await store.createSession(fresh)
   await store.close()
+  t.equal((await stat(path)).mode & 0o777, 0o600, 'the snapshot is readable by its owner only, in a directory that is not')
   const reopened = createMemoryTokenStore({ ...lifetimes, snapshotPath: path })
   t.teardown(() => reopened.close())
   t.match(await reopened.rotate({ userId: fresh.userId, sid: fresh.sid, jti: fresh.jti, nextJti: randomUUID(), now: now + 1, userAgent: null, ip: null }), { outcome: 'rotated', roles: ['reader'] })

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import pg from 'pg'
 import t from 'tap'
+import { INTERNAL_ERROR_BODY } from '../fixtures.js'
 import { POSTGRES_URL, bearer, build, claimsOf, createTestDatabase, login, redisClient, refresh, registerAndLogin } from '../helper.js'
 import { eventually, expectUnavailableFast } from './support.js'
 
@@ -93,7 +94,9 @@ for (const { way, close, open } of WAYS) {
     t.equal(taken.json().code, 'EMAIL_TAKEN')
     await admin('alter table users rename to users_away', database)
     try {
-      t.equal((await requests.login()).statusCode, 500, 'a missing table is a 500, not a 503')
+      const missing = await requests.login()
+      t.equal(missing.statusCode, 500, 'a missing table is a 500, not a 503')
+      t.strictSame(missing.json(), INTERNAL_ERROR_BODY, 'masked: the query and the table stay in the log')
     } finally {
       await admin('alter table users_away rename to users', database)
     }

@@ -2,7 +2,7 @@
 // deleted user has no session left to refresh: deleting the account ends every session and closes
 // the account to new ones, also those of a login that read the user before the deletion.
 import { randomBytes } from 'node:crypto'
-import Fastify from 'fastify'
+import Fastify, { type LightMyRequestResponse } from 'fastify'
 import pg from 'pg'
 import t from 'tap'
 import tollgate from '../../plugins/tollgate.js'
@@ -156,7 +156,7 @@ t.test('a login whose session starts inside the deletion\'s transaction, after i
   const app = await hostWith(t, store)
   const { userId, email, password, tokens } = await registerAndLogin(app)
 
-  let lateLogin: ReturnType<typeof app.inject> | undefined
+  let lateLogin: Promise<LightMyRequestResponse> | undefined
   control.afterFirstEndSessions = async () => {
     // The user's row is deleted but not committed: the login still finds the user, and starts its
     // session; its re-read of the hash then waits for the deletion's outcome.

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import tollgateVerify, { type TollgateVerifyOptions } from '../../plugins/verify.js'
 import { REDIS_CLIENT_OPTIONS } from '../../src/redis-client.js'
-import { closedPort, forgeAccessToken, headerOf, INVALID_TOKEN_CHALLENGE } from '../fixtures.js'
+import { closedPort, forgeAccessToken, freshKeySigner, headerOf, INVALID_TOKEN_CHALLENGE } from '../fixtures.js'
 import { REDIS_URL, bearer, build, claimsOf, redisClient, registerAndLogin, tempDir, testKeys, type TestApp, type TestContext } from '../helper.js'
 
 // Another Fastify app, with none of Tollgate's plugins, that protects its own route with
@@ -140,6 +140,11 @@ t.test('URLs that decide which tokens pass must be https (or loopback), and numb
   await t.rejects(hostApp(t, server, { jwksCooldown: -1 }), /`jwksCooldown` must be a number of seconds/)
   await t.rejects(hostApp(t, server, { maxTokenLifetime: Number.NaN }), /`maxTokenLifetime` must be a number of seconds/)
   await t.rejects(hostApp(t, server, { introspection: { url: 'http://id.example/auth/introspect', clientId: 'a', clientSecret: 'b' } }), /`introspection.url` must be an https:\/\/ URL/)
+  // Loopback by name only when the whole host is: a host that merely starts like one is anyone's.
+  for (const host of ['127.0.0.1.evil.example', 'localhost.evil.example']) {
+    await t.rejects(hostApp(t, server, { jwksUrl: `http://${host}/.well-known/jwks.json` }), /`jwksUrl` must be an https:\/\/ URL/, `jwksUrl on ${host}`)
+    await t.rejects(hostApp(t, server, { introspection: { url: `http://${host}/auth/introspect`, clientId: 'a', clientSecret: 'b' } }), /`introspection.url` must be an https:\/\/ URL/, `introspection.url on ${host}`)
+  }
 })
 
 t.test('a JWKS URL that redirects is refused: the keys come from the URL configured only', async t => {
@@ -202,6 +207,13 @@ t.test('jwksUrl: fetched at registration, fetched again for an unknown kid (then
   t.equal(jwks.state.fetches, 1, 'fetched at registration')
   t.equal((await orders(host, bearer(oldToken))).statusCode, 200)
   t.equal(jwks.state.fetches, 1, 'a known kid fetches nothing')
+  // A known kid whose signature fails is a bad token, not a sign of rotation: no fetch either.
+  const badSignature = forgeAccessToken(oldServer, oldToken, { signer: freshKeySigner('EdDSA') })
+  t.equal(headerOf(badSignature).kid, headerOf(oldToken).kid, 'the kid is the known one')
+  const bad = await orders(host, bearer(badSignature))
+  t.equal(bad.statusCode, 401)
+  t.equal(bad.headers['www-authenticate'], INVALID_TOKEN_CHALLENGE)
+  t.equal(jwks.state.fetches, 1, 'a known kid with a bad signature fetches nothing')
 
   // The server starts signing with a new key: no restart of the resource server.
   jwks.state.jwks = await jwksOf(newServer, oldServer)
@@ -323,4 +335,27 @@ t.test('introspection answers are cached: one call for repeated requests within 
   const { tokens } = await registerAndLogin(server)
   for (let i = 0; i < 3; i++) t.equal((await orders(host, bearer(tokens.access_token))).statusCode, 200)
   t.equal(await calls(), 1, 'one introspection for three requests with the same token')
+})
+
+t.test('an introspection URL that redirects is refused: the answer comes from the URL configured only', async t => {
+  const server = await build(t)
+  const { tokens } = await registerAndLogin(server)
+  // Says active to anything, counting the calls (before any body parsing: a 415 would hide a call).
+  const elsewhere = { calls: 0 }
+  const yes = Fastify()
+  yes.addHook('onRequest', async (request, reply) => { elsewhere.calls++; return reply.send({ active: true }) })
+  t.teardown(() => yes.close())
+  const target = `${await yes.listen({ host: '127.0.0.1', port: 0 })}/auth/introspect`
+  const redirecting = Fastify()
+  redirecting.addHook('onRequest', async (request, reply) => reply.redirect(target, 307))
+  t.teardown(() => redirecting.close())
+  const base = await redirecting.listen({ host: '127.0.0.1', port: 0 })
+  const host = await hostApp(t, server, {
+    jwks: await jwksOf(server),
+    introspection: { url: `${base}/auth/introspect`, clientId: 'orders-api', clientSecret: INTROSPECTION_SECRET, cacheTtl: 0 }
+  })
+  const res = await orders(host, bearer(tokens.access_token))
+  t.equal(res.statusCode, 503, 'never a pass')
+  t.equal(res.json().code, 'SERVICE_UNAVAILABLE')
+  t.equal(elsewhere.calls, 0, 'the redirect was not followed')
 })

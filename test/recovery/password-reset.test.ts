@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto'
+import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import pg from 'pg'
 import t from 'tap'
@@ -176,9 +176,9 @@ t.test('rate limits: 3 an hour per address (known or not, same answer, its own b
     t.equal((await forgot(app, email, '10.0.0.2')).statusCode, 202)
     t.equal((await forgot(app, email, '10.0.0.3')).statusCode, 202)
   }
-  // Fourth request for each address, from a fourth client.
-  const knownLimited = await forgot(app, user.email, '10.0.0.4')
-  const unknownLimited = await forgot(app, stranger, '10.0.0.4')
+  // Fourth request for each address, from a fourth client, spelt in capitals: the same address.
+  const knownLimited = await forgot(app, user.email.toUpperCase(), '10.0.0.4')
+  const unknownLimited = await forgot(app, stranger.toUpperCase(), '10.0.0.4')
   assertErrorShape(t, knownLimited, 429)
   t.equal(knownLimited.json().code, 'RATE_LIMITED')
   t.ok(Number(knownLimited.headers['retry-after']) >= 1, 'Retry-After')
@@ -194,6 +194,23 @@ t.test('rate limits: 3 an hour per address (known or not, same answer, its own b
 
   await app.tollgate.recovery.settled()
   t.equal(smtp.mailsTo(user.email).length, 4, 'the known address got one link per accepted request (after the verification mail), none for the refused one')
+})
+
+t.test('the link routes (verify, reset) are limited per client IP too', async t => {
+  const { app } = await setup(t, { RATE_LIMIT_MAX: 2 })
+  const unknownToken = () => randomBytes(32).toString('base64url')
+  const routes = {
+    '/auth/email/verify': () => ({ token: unknownToken() }),
+    '/auth/password/reset': () => ({ token: unknownToken(), new_password: NEW_PASSWORD })
+  }
+  for (const [url, body] of Object.entries(routes)) {
+    const send = (remoteAddress: string) => app.inject({ method: 'POST', url, payload: body(), remoteAddress })
+    for (let i = 1; i <= 2; i++) t.equal((await send('10.0.1.1')).json().code, 'LINK_TOKEN_UNKNOWN', `${url}: attempt ${i}, an unknown token`)
+    const limited = await send('10.0.1.1')
+    assertErrorShape(t, limited, 429)
+    t.ok(Number(limited.headers['retry-after']) >= 1, `${url}: the third, 429 with Retry-After`)
+    t.equal((await send('10.0.1.2')).json().code, 'LINK_TOKEN_UNKNOWN', `${url}: another address is not limited`)
+  }
 })
 
 t.test('the token store failing during a reset: 503, nothing changed, and the same link works afterwards', async t => {

@@ -127,3 +127,14 @@ t.test('argon2 work is bounded: overload answers 503 instead of queueing without
   }
   t.equal((await login(app, email, password)) !== undefined, true, 'after the burst, login works again')
 })
+
+t.test('a login for an unknown email takes an argon2 slot like any other: its answer time says nothing', async t => {
+  // No timing assertion: with one slot and one place in the queue, a burst of such logins is
+  // refused in part (503), as it is for a real account above, only if each one does the work.
+  const app = await build(t, { config: { PASSWORD_HASH_CONCURRENCY: 1, PASSWORD_HASH_QUEUE: 1 } })
+  const answers = await Promise.all(Array.from({ length: 12 }, () => attempt(app, 'nobody-here@example.com', 'correct horse battery staple')))
+  const statuses = answers.map(a => a.statusCode)
+  t.ok(statuses.includes(401), 'the ones that got a slot: 401')
+  t.ok(statuses.includes(503), `some were refused as busy (${statuses.join(',')})`)
+  t.ok(statuses.every(s => s === 401 || s === 503), 'nothing else')
+})
