@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import { CSRF_COOKIE_NAME, CSRF_HEADER, REFRESH_COOKIE_NAME } from '../src/refresh-cookie.js'
+import { ALWAYS_SENT } from '../src/schemas.js'
 
 // sha256 of the <style> in swagger-ui-dist 5.32.1's logo (@fastify/swagger-ui 5.2.6); an upgrade may change it.
 const SWAGGER_UI_LOGO_STYLE = 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='
@@ -58,7 +59,8 @@ export default fp(async function swaggerPlugin (fastify, { refreshCookie = false
         }
       }
     },
-    // A route whose body may be absent says so with `x-body-optional` (the plugin marks every body required).
+    // A route whose body may be absent says so with `x-body-optional` (the plugin marks every body
+    // required), and a response header always sent with ALWAYS_SENT (the plugin has no `required`).
     transformObject (document) {
       if (!('openapiObject' in document)) return document.swaggerObject
       const { openapiObject } = document
@@ -67,6 +69,13 @@ export default fp(async function swaggerPlugin (fastify, { refreshCookie = false
           if (operation?.['x-body-optional'] === true) {
             delete operation['x-body-optional']
             if (operation.requestBody) (operation.requestBody as { required: boolean }).required = false
+          }
+          for (const response of Object.values(operation?.responses ?? {}) as Array<{ headers?: Record<string, { required?: boolean, schema?: Record<string, unknown> }> }>) {
+            for (const header of Object.values(response.headers ?? {})) {
+              if (header.schema?.[ALWAYS_SENT] !== true) continue
+              delete header.schema[ALWAYS_SENT]
+              header.required = true
+            }
           }
         }
       }

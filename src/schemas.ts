@@ -96,22 +96,27 @@ export const sharedSchemas = [EmailSchema, PasswordSchema, UserSchema, TokenResp
 /** OpenAPI response headers by name. */
 export type ResponseHeaders = Record<string, TSchema>
 
+/** The mark of a response header that every such response carries: plugins/swagger.ts makes it `required`. */
+export const ALWAYS_SENT = 'x-always-sent'
+/** A response header that every response it is declared on carries (generated clients need not check). */
+export const alwaysSent = <T extends TSchema>(schema: T): T => ({ ...schema, [ALWAYS_SENT]: true })
+
 /** Sent with every 401 (RFC 6750 §3). */
 export const WWW_AUTHENTICATE: ResponseHeaders = {
-  'WWW-Authenticate': Type.String({ description: 'The Bearer challenge: `Bearer realm="tollgate"`, plus `error="invalid_token"` when the access token presented was refused (RFC 6750 §3)' })
+  'WWW-Authenticate': alwaysSent(Type.String({ description: 'The Bearer challenge: `Bearer realm="tollgate"`, plus `error="invalid_token"` when the access token presented was refused (RFC 6750 §3)' }))
 }
 /** Sent with the 401 of client authentication (RFC 7617). */
 export const WWW_AUTHENTICATE_BASIC: ResponseHeaders = {
-  'WWW-Authenticate': Type.String({ description: 'The Basic challenge: `Basic realm="tollgate", charset="UTF-8"` (RFC 7617)' })
+  'WWW-Authenticate': alwaysSent(Type.String({ description: 'The Basic challenge: `Basic realm="tollgate", charset="UTF-8"` (RFC 7617)' }))
 }
 /** Sent with every 429 and 503. */
 export const RETRY_AFTER: ResponseHeaders = {
-  'Retry-After': Type.Integer({ minimum: 1, description: 'Seconds to wait before retrying' })
+  'Retry-After': alwaysSent(Type.Integer({ minimum: 1, description: 'Seconds to wait before retrying' }))
 }
 /** Sent with token responses and the token endpoint's errors (RFC 6749 §5.1). */
 export const NO_STORE_HEADERS: ResponseHeaders = {
-  'Cache-Control': Type.Literal('no-store', { description: 'Never cache tokens' }),
-  Pragma: Type.Literal('no-cache', { description: 'For HTTP/1.0 caches' })
+  'Cache-Control': alwaysSent(Type.Literal('no-store', { description: 'Never cache tokens' })),
+  Pragma: alwaysSent(Type.Literal('no-cache', { description: 'For HTTP/1.0 caches' }))
 }
 
 /**

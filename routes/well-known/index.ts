@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { documented } from '../../src/schemas.js'
+import { alwaysSent, documented } from '../../src/schemas.js'
 
 const JwkSchema = Type.Object({
   kty: Type.String(),
@@ -20,7 +20,7 @@ const wellKnownRoutes: FastifyPluginAsyncTypebox = async function wellKnownRoute
       security: [],
       response: {
         200: documented(Type.Object({ keys: Type.Array(JwkSchema) }), 'The JWK Set; its keys are empty when access tokens use HS256', {
-          'Cache-Control': Type.Literal('public, max-age=300', { description: 'Cacheable for 5 minutes' })
+          'Cache-Control': alwaysSent(Type.Literal('public, max-age=300', { description: 'Cacheable for 5 minutes' }))
         })
       }
     }

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { documented } from '../../src/schemas.js'
+import { alwaysSent, documented } from '../../src/schemas.js'
 
 const MetadataSchema = Type.Object({
   issuer: Type.String({ description: 'The exact `iss` of every token' }),
@@ -61,7 +61,7 @@ const oauthMetadataRoute: FastifyPluginAsyncTypebox<OAuthMetadataOptions> = asyn
       security: [],
       response: {
         200: documented(MetadataSchema, 'The metadata document', {
-          'Cache-Control': Type.String({ description: 'public, max-age=300; no-store when the URLs come from the request' })
+          'Cache-Control': alwaysSent(Type.String({ description: 'public, max-age=300; no-store when the URLs come from the request' }))
         })
       }
     }
