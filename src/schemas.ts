@@ -13,7 +13,7 @@ export const EmailSchema = Type.String({
 export const PasswordSchema = Type.String({ $id: 'Password', minLength: 8, maxLength: 128 })
 
 /** The body of a 202: the work goes on after the answer. */
-export const AcceptedSchema = Type.Object({ message: Type.String({ description: 'For people; may change between versions' }) }, { additionalProperties: false })
+export const AcceptedSchema = Type.Object({ message: Type.String({ description: 'For people; may change between versions' }) }, { $id: 'Accepted', additionalProperties: false })
 
 /** The token of a mailed link (email verification, password reset), copied from the link's `token` parameter. */
 export const LinkTokenSchema = Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_-]+$', description: 'The `token` query parameter of the mailed link, as it is (base64url)' })
@@ -34,6 +34,43 @@ export const TokenResponseSchema = Type.Object({
   refresh_expires_in: Type.Integer({ description: 'Seconds until the refresh token expires' })
 }, { $id: 'TokenResponse', additionalProperties: false, description: 'RFC 6749 §5.1 token response' })
 export type TokenResponse = Static<typeof TokenResponseSchema>
+
+/** GET /auth/sessions: one entry. */
+export const SessionSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  created_at: Type.String({ format: 'date-time' }),
+  last_used_at: Type.String({ format: 'date-time', description: 'Last login or refresh' }),
+  expires_at: Type.String({ format: 'date-time', description: 'Absolute end of the session' }),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  current: Type.Boolean({ description: 'The session of the token that asked' })
+}, { $id: 'Session', additionalProperties: false, description: 'A live session: one device or client that logged in' })
+
+/** GET /.well-known/jwks.json. */
+export const JwkSchema = Type.Object({
+  kty: Type.String(),
+  crv: Type.String(),
+  x: Type.String(),
+  kid: Type.String(),
+  alg: Type.String(),
+  use: Type.String()
+}, { $id: 'Jwk', additionalProperties: false, description: 'A public key (RFC 7517 §4)' })
+
+export const JwkSetSchema = Type.Object({ keys: Type.Array(Type.Ref(JwkSchema)) }, { $id: 'JwkSet', additionalProperties: false, description: 'A JWK Set (RFC 7517 §5)' })
+
+/** GET /.well-known/oauth-authorization-server. */
+export const AuthorizationServerMetadataSchema = Type.Object({
+  issuer: Type.String({ description: 'The exact `iss` of every token' }),
+  jwks_uri: Type.String({ format: 'uri' }),
+  token_endpoint: Type.String({ format: 'uri', description: 'The refresh grant' }),
+  token_endpoint_auth_methods_supported: Type.Array(Type.String()),
+  grant_types_supported: Type.Array(Type.String()),
+  response_types_supported: Type.Array(Type.String(), { description: 'Empty: Tollgate has no authorization endpoint' }),
+  revocation_endpoint: Type.String({ format: 'uri' }),
+  revocation_endpoint_auth_methods_supported: Type.Array(Type.String()),
+  introspection_endpoint: Type.Optional(Type.String({ format: 'uri' })),
+  introspection_endpoint_auth_methods_supported: Type.Optional(Type.Array(Type.String()))
+}, { $id: 'AuthorizationServerMetadata', additionalProperties: false, description: 'RFC 8414 authorization server metadata' })
 
 /**
  * The token response of cookie mode (REFRESH_COOKIE): the refresh token travels in a cookie, not
@@ -91,7 +128,7 @@ export const OAuthErrorSchema = Type.Object({
 }, { $id: 'OAuthError', description: 'RFC 6749 §5.2 error response' })
 
 /** Every shared schema, in the order they must be added to Fastify. */
-export const sharedSchemas = [EmailSchema, PasswordSchema, UserSchema, TokenResponseSchema, ErrorSchema, OAuthErrorSchema]
+export const sharedSchemas = [EmailSchema, PasswordSchema, AcceptedSchema, UserSchema, TokenResponseSchema, SessionSchema, JwkSchema, JwkSetSchema, AuthorizationServerMetadataSchema, ErrorSchema, OAuthErrorSchema]
 
 /** OpenAPI response headers by name. */
 export type ResponseHeaders = Record<string, TSchema>

@@ -39,7 +39,7 @@ const emailVerificationRoutes: FastifyPluginAsyncTypebox = async function emailV
       operationId: 'sendVerificationEmail',
       security: BEARER_SECURITY,
       response: {
-        202: documented(AcceptedSchema, 'A link is on its way (unless the address is verified already)'),
+        202: documented(Type.Ref(AcceptedSchema), 'A link is on its way (unless the address is verified already)'),
         ...noBodyErrors(),
         401: unauthorized(),
         429: rateLimited('A verification mail was sent to this user less than a minute ago, or the address has had 3 this hour; retry after Retry-After'),

@@ -17,7 +17,7 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async function passwordRe
       security: PUBLIC_SECURITY,
       body: Type.Object({ email: Type.Ref(EmailSchema) }, { additionalProperties: false }),
       response: {
-        202: documented(AcceptedSchema, 'Accepted: if the address has an account, a link is on its way. The same body for every address'),
+        202: documented(Type.Ref(AcceptedSchema), 'Accepted: if the address has an account, a link is on its way. The same body for every address'),
         400: errorResponse('The body is invalid: the email is missing or malformed, or a field is unknown'),
         ...jsonBodyErrors(),
         429: rateLimited('Too many requests from this client IP, or more than 3 this hour for this email; retry after Retry-After'),

@@ -1,15 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { BEARER_SECURITY, errorResponse, noBodyErrors, unauthorized, unavailable } from '../../src/schemas.js'
-
-const SessionSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  created_at: Type.String({ format: 'date-time' }),
-  last_used_at: Type.String({ format: 'date-time', description: 'Last login or refresh' }),
-  expires_at: Type.String({ format: 'date-time', description: 'Absolute end of the session' }),
-  user_agent: Type.Union([Type.String(), Type.Null()]),
-  ip: Type.Union([Type.String(), Type.Null()]),
-  current: Type.Boolean({ description: 'The session of the token that asked' })
-}, { additionalProperties: false })
+import { BEARER_SECURITY, SessionSchema, errorResponse, noBodyErrors, unauthorized, unavailable } from '../../src/schemas.js'
 
 /** GET /sessions and DELETE /sessions/:id. */
 const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes (fastify) {
@@ -24,7 +14,7 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes 
       operationId: 'listSessions',
       security: BEARER_SECURITY,
       response: {
-        200: Type.Array(SessionSchema, { description: 'The live sessions, newest first' }),
+        200: Type.Array(Type.Ref(SessionSchema), { description: 'The live sessions, newest first' }),
         401: unauthorized(),
         503: unavailable('A backing service is unavailable; retry after Retry-After')
       }

@@ -1,14 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { alwaysSent, documented } from '../../src/schemas.js'
-
-const JwkSchema = Type.Object({
-  kty: Type.String(),
-  crv: Type.String(),
-  x: Type.String(),
-  kid: Type.String(),
-  alg: Type.String(),
-  use: Type.String()
-}, { additionalProperties: false })
+import { JwkSetSchema, alwaysSent, documented } from '../../src/schemas.js'
 
 const wellKnownRoutes: FastifyPluginAsyncTypebox = async function wellKnownRoutes (fastify) {
   fastify.get('/jwks.json', {
@@ -19,7 +10,7 @@ const wellKnownRoutes: FastifyPluginAsyncTypebox = async function wellKnownRoute
       operationId: 'getJwks',
       security: [],
       response: {
-        200: documented(Type.Object({ keys: Type.Array(JwkSchema) }), 'The JWK Set; its keys are empty when access tokens use HS256', {
+        200: documented(Type.Ref(JwkSetSchema), 'The JWK Set; its keys are empty when access tokens use HS256', {
           'Cache-Control': alwaysSent(Type.Literal('public, max-age=300', { description: 'Cacheable for 5 minutes' }))
         })
       }

@@ -1,19 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { alwaysSent, documented } from '../../src/schemas.js'
-
-const MetadataSchema = Type.Object({
-  issuer: Type.String({ description: 'The exact `iss` of every token' }),
-  jwks_uri: Type.String({ format: 'uri' }),
-  token_endpoint: Type.String({ format: 'uri', description: 'The refresh grant' }),
-  token_endpoint_auth_methods_supported: Type.Array(Type.String()),
-  grant_types_supported: Type.Array(Type.String()),
-  response_types_supported: Type.Array(Type.String(), { description: 'Empty: Tollgate has no authorization endpoint' }),
-  revocation_endpoint: Type.String({ format: 'uri' }),
-  revocation_endpoint_auth_methods_supported: Type.Array(Type.String()),
-  introspection_endpoint: Type.Optional(Type.String({ format: 'uri' })),
-  introspection_endpoint_auth_methods_supported: Type.Optional(Type.Array(Type.String()))
-}, { additionalProperties: false, description: 'RFC 8414 authorization server metadata' })
+import { AuthorizationServerMetadataSchema, alwaysSent, documented } from '../../src/schemas.js'
 
 export interface OAuthMetadataOptions {
   /** Where Tollgate's routes are mounted in the app (the plugin's prefix), '' for the root. */
@@ -60,7 +47,7 @@ const oauthMetadataRoute: FastifyPluginAsyncTypebox<OAuthMetadataOptions> = asyn
       description: 'The issuer, the JWKS and the token, revocation and (when configured) introspection endpoints, for clients that discover them.',
       security: [],
       response: {
-        200: documented(MetadataSchema, 'The metadata document', {
+        200: documented(Type.Ref(AuthorizationServerMetadataSchema), 'The metadata document', {
           'Cache-Control': alwaysSent(Type.String({ description: 'public, max-age=300; no-store when the URLs come from the request' }))
         })
       }

@@ -113,8 +113,11 @@ t.test('GET /docs/json is an OpenAPI 3.1 document of the whole API', async t => 
     t.has(doc.components?.securitySchemes?.bearerAuth, { type: 'http', scheme: 'bearer' })
   })
 
-  t.test('components.schemas holds User, TokenResponse and Error', async t => {
-    for (const name of ['User', 'TokenResponse', 'Error']) t.type(doc.components?.schemas?.[name], 'object', name)
+  t.test('components.schemas names what clients handle: User, TokenResponse, Session, Error…', async t => {
+    const named = ['Accepted', 'User', 'TokenResponse', 'Session', 'Jwk', 'JwkSet', 'AuthorizationServerMetadata', 'Error', 'OAuthError']
+    for (const name of named) t.type(doc.components?.schemas?.[name], 'object', name)
+    t.same(doc.paths['/auth/sessions'].get.responses['200'].content['application/json'].schema.items, { $ref: '#/components/schemas/Session' }, 'listSessions: an array of Session')
+    t.same(doc.paths['/auth/password/forgot'].post.responses['202'].content['application/json'].schema.$ref, '#/components/schemas/Accepted', 'forgotPassword: Accepted')
     t.same(doc.components.schemas.User.required?.slice().sort(), ['created_at', 'email', 'email_verified', 'id', 'name'])
     t.same(doc.components.schemas.TokenResponse.required?.slice().sort(), ['access_token', 'expires_in', 'refresh_expires_in', 'refresh_token', 'token_type'])
     t.same(doc.components.schemas.Error.required?.slice().sort(), ['code', 'error', 'message', 'statusCode'])
