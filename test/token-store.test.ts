@@ -95,3 +95,29 @@ t.test('memory: a snapshot written before sessions kept roles still loads', asyn
   t.match(await reopened.rotate({ userId: fresh.userId, sid: fresh.sid, jti: fresh.jti, nextJti: randomUUID(), now: now + 1, userAgent: null, ip: null }), { outcome: 'rotated', roles: ['reader'] })
   t.equal(await reopened.createSession({ ...legacy(now), userId: closed, roles: [] }), false, 'the closed account stays closed')
 })
+
+t.test('memory: a snapshot is used once; after a crash, no session comes back that was ended since', async t => {
+  const path = join(await tempDir(t), 'token-store.json')
+  const now = Date.now()
+  const session = { ...legacy(now), roles: [] }
+  const first = createMemoryTokenStore({ ...lifetimes, snapshotPath: path })
+  await first.createSession(session)
+  await first.close()
+
+  const second = createMemoryTokenStore({ ...lifetimes, snapshotPath: path })
+  t.same(await second.liveRefreshJtis(session.userId), [session.jti], 'a graceful stop keeps the session')
+  await t.rejects(stat(path), { code: 'ENOENT' }, 'the snapshot is gone once loaded')
+  t.equal(await second.endSession({ userId: session.userId, sid: session.sid, now: now + 1 }), true, 'then the session ends (a logout)')
+  // The process is killed: no close(), so no snapshot.
+
+  const third = createMemoryTokenStore({ ...lifetimes, snapshotPath: path })
+  t.teardown(() => third.close())
+  t.same(await third.liveRefreshJtis(session.userId), [], 'the ended session does not come back')
+  t.match(await third.rotate({ userId: session.userId, sid: session.sid, jti: session.jti, nextJti: randomUUID(), now: now + 2, userAgent: null, ip: null }), { outcome: 'unknown' }, 'its refresh token is refused')
+})
+
+t.test('memory: a damaged snapshot stops the start with its path, not a bare JSON error', async t => {
+  const path = join(await tempDir(t), 'token-store.json')
+  await writeFile(path, '{"version":1,"us')
+  t.throws(() => createMemoryTokenStore({ ...lifetimes, snapshotPath: path }), { message: `${path}: not a token store snapshot (Unterminated string in JSON at position 16); move it away to start with no sessions` })
+})

@@ -1,4 +1,5 @@
-import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { dirname } from 'node:path'
 import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from './index.js'
 
 interface Session {
@@ -207,21 +208,53 @@ export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, s
         users: [...users].map(([id, u]) => [id, { rt: [...u.rt], sessions: [...u.sessions], nbf: u.nbf, nbfUntil: u.nbfUntil, closedUntil: u.closedUntil }]),
         revokedAccess: [...revokedAccess]
       }
-      // Write then rename, so a crash mid-write never leaves a torn file.
-      writeFileSync(`${snapshotPath}.tmp`, JSON.stringify(snapshot), { mode: 0o600 })
+      // Write, flush to disk, then rename (and flush the rename): a crash or power cut mid-way
+      // leaves either no snapshot or a whole one, never a torn or empty file.
+      const file = openSync(`${snapshotPath}.tmp`, 'w', 0o600)
+      try {
+        writeSync(file, JSON.stringify(snapshot))
+        fsyncSync(file)
+      } finally {
+        closeSync(file)
+      }
       renameSync(`${snapshotPath}.tmp`, snapshotPath)
+      syncDirectory(dirname(snapshotPath))
     }
   }
 }
 
+/**
+ * Reads the snapshot of the last graceful stop, and deletes it before any request is served: it is
+ * written only by close(), so after a crash an older snapshot would bring back every session
+ * revoked since it was written (logouts, password changes, deleted accounts). Without one, a crash
+ * loses the sessions instead: the safe side.
+ */
 function readSnapshot (path: string): Snapshot | undefined {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
-  } catch {
-    return undefined
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
   }
-  const snapshot = JSON.parse(text) as Snapshot
+  let snapshot: Snapshot
+  try {
+    snapshot = JSON.parse(text) as Snapshot
+  } catch (err) {
+    throw new Error(`${path}: not a token store snapshot (${(err as Error).message}); move it away to start with no sessions`)
+  }
   if (snapshot.version !== 1) throw new Error(`${path}: unknown token store snapshot version`)
+  unlinkSync(path)
+  syncDirectory(dirname(path))
   return snapshot
+}
+
+/** Makes a rename or unlink in `dir` durable. */
+function syncDirectory (dir: string): void {
+  const handle = openSync(dir, 'r')
+  try {
+    fsyncSync(handle)
+  } finally {
+    closeSync(handle)
+  }
 }
