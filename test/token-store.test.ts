@@ -62,6 +62,35 @@ t.test('redis: a session hash without roles (written by an earlier version)', as
   await legacySessionCase(t, store, session)
 })
 
+t.test('redis: a user\'s keys keep an expiry, never shorter than their longest session', async t => {
+  // REFRESH_TOKEN_TTL lowered (or instances that disagree during a deploy): a login under the
+  // shorter lifetime must not expire the keys under an older, longer session, which logout-all
+  // (it walks the sessions key) would then miss (store review).
+  const { redis, prefix } = await storeRedis(t)
+  const long = createRedisTokenStore({ redis, prefix, idleTtl: IDLE, reuseInterval: 0, absoluteTtl: 3_600_000 })
+  const short = createRedisTokenStore({ redis, prefix, idleTtl: IDLE, reuseInterval: 0, absoluteTtl: 60_000 })
+  const now = Date.now()
+  const userId = randomUUID()
+  const old = { userId, sid: randomUUID(), jti: randomUUID(), now, expiresAt: now + 3_600_000, userAgent: null, ip: null, roles: [] }
+  t.equal(await long.createSession(old), true)
+  t.equal(await short.createSession({ ...old, sid: randomUUID(), jti: randomUUID(), expiresAt: now + 60_000 }), true)
+  const key = (name: string) => `${prefix}:{${userId}}:${name}`
+  for (const name of ['rt', 'sessions']) {
+    t.ok(await redis.call('PEXPIRETIME', key(name)) as number >= old.expiresAt, `${name}: kept until the older session's end`)
+  }
+
+  // A key found without expiry (a rotation re-created it after it expired) gets one back.
+  await redis.persist(key('rt'))
+  await redis.persist(key('sessions'))
+  const rotated = await short.rotate({ userId, sid: old.sid, jti: old.jti, nextJti: randomUUID(), now: now + 1, userAgent: null, ip: null })
+  t.equal(rotated.outcome, 'rotated')
+  for (const name of ['rt', 'sessions']) {
+    t.ok(await redis.call('PEXPIRETIME', key(name)) as number >= old.expiresAt, `${name}: an expiry again after a rotation`)
+  }
+  await short.endSessions({ userId, now: now + 2 })
+  t.same(await long.liveRefreshJtis(userId), [], 'and logout-all ends both sessions')
+})
+
 t.test('memory: a snapshot written before sessions kept roles still loads', async t => {
   const now = Date.now()
   const session = legacy(now)

@@ -50,6 +50,13 @@ local function drop(sid)
   redis.call('ZREM', sessions_key, sid)
   return redis.call('DEL', skey)
 end
+-- The user's rt and sessions keys live at least until at (a session's absolute end), and are never
+-- cut shorter: a login under a shorter REFRESH_TOKEN_TTL must not expire them under older, longer
+-- sessions, which logout-all would then miss. A key left without expiry (-1) gets one.
+local function keep_until(key, at)
+  local current = redis.call('PEXPIRETIME', key)
+  if current == -1 or (current >= 0 and current < at) then redis.call('PEXPIREAT', key, at) end
+end
 local function prune(now)
   local expired = redis.call('ZRANGEBYSCORE', sessions_key, '-inf', now)
   for _, sid in ipairs(expired) do drop(sid) end
@@ -72,8 +79,8 @@ redis.call('HSET', skey, 'jti', jti, 'created', now, 'last_used', now, 'expires'
 redis.call('PEXPIREAT', skey, expires + tonumber(ARGV[8]))
 redis.call('SADD', rt_key, jti)
 redis.call('ZADD', sessions_key, idle_until, sid)
-redis.call('PEXPIRE', rt_key, ARGV[8])
-redis.call('PEXPIRE', sessions_key, ARGV[8])
+keep_until(rt_key, expires)
+keep_until(sessions_key, expires)
 return 1
 `
 
@@ -100,6 +107,8 @@ if jti == s[1] then
   redis.call('HSET', skey, 'jti', next_jti, 'prev', jti, 'prev_at', now, 'last_used', now,
     'idle_until', idle_until, 'ua', ARGV[7], 'ip', ARGV[8])
   redis.call('ZADD', sessions_key, idle_until, sid)
+  keep_until(rt_key, tonumber(s[4]))
+  keep_until(sessions_key, tonumber(s[4]))
   return {'rotated', next_jti, s[4], roles}
 end
 if jti == s[2] and interval > 0 and now - tonumber(s[3]) < interval then
