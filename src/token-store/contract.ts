@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import type { TokenStore, TokenStoreOptions } from './index.js'
+import { MAX_SESSIONS_PER_USER, type TokenStore, type TokenStoreOptions } from './index.js'
 
 /*
  * The contract every TokenStore keeps, as plain async cases that any test runner can run: each
@@ -228,6 +228,25 @@ export function tokenStoreContract (makeStore: MakeStore): ContractCase[] {
     assert.equal(await allowed(store, late, s.now + 6), false)
     assert.equal(await allowed(store, other, s.now + 6), true, 'other users are untouched')
     assert.equal((await rotate(store, other, other.jti, s.now + 7)).outcome, 'rotated')
+  })
+
+  test(`a user keeps ${MAX_SESSIONS_PER_USER} sessions at most: a new one ends the least recently used`, async open => {
+    const store = await open(options(0))
+    const now = Date.now()
+    const first = await session(store, now)
+    const rest = []
+    for (let i = 1; i < MAX_SESSIONS_PER_USER; i++) rest.push(await session(store, now + i, first.userId))
+    const [second] = rest as [typeof first]
+    // The first session is used again: the second is now the least recently used.
+    const refreshed = await rotate(store, first, first.jti, now + MAX_SESSIONS_PER_USER)
+    assert.equal(refreshed.outcome, 'rotated')
+    const newest = await session(store, now + MAX_SESSIONS_PER_USER + 1, first.userId)
+    assert.equal((await store.listSessions(first.userId, newest.now)).length, MAX_SESSIONS_PER_USER, 'still the cap')
+    assert.deepEqual(await rotate(store, second, second.jti, newest.now + 1), { outcome: 'unknown' }, 'the least recently used ended')
+    assert.equal(await allowed(store, second, newest.now + 1), false, 'with its access tokens')
+    assert.equal(await allowed(store, newest, newest.now + 1), true, 'the new one lives')
+    assert.equal(await allowed(store, first, newest.now + 1), true, 'and the one used again')
+    assert.equal((await store.liveRefreshJtis(first.userId)).length, MAX_SESSIONS_PER_USER, 'one live refresh token per session')
   })
 
   test('ping answers', async open => {

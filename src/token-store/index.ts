@@ -14,7 +14,8 @@ export interface TokenStore {
   readonly kind: string
   /**
    * Starts a session whose first refresh token is `jti`. False, and nothing stored, when the user's
-   * account was closed (a login that read the user before its deletion finished after it).
+   * account was closed (a login that read the user before its deletion finished after it). A user
+   * keeps MAX_SESSIONS_PER_USER live sessions at most: beyond that, the ones used least recently end.
    */
   createSession (session: NewSession): Promise<boolean>
   /** Atomically swaps the presented jti for `nextJti` and returns the session's roles, or says why not. */
@@ -38,6 +39,12 @@ export interface TokenStore {
 }
 
 /** The lifetimes every store is built with, in ms. */
+/**
+ * Live sessions one user may have; a new one beyond it ends the least recently used. It bounds what
+ * one account costs the store, and the per-user work that lists, prunes or ends its sessions.
+ */
+export const MAX_SESSIONS_PER_USER = 100
+
 export interface TokenStoreOptions {
   /** Idle timeout of a session. */
   idleTtl: number

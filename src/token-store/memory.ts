@@ -1,6 +1,6 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
-import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from './index.js'
+import { MAX_SESSIONS_PER_USER, type RotateResult, type SessionRecord, type TokenStore, type TokenStoreOptions } from './index.js'
 
 interface Session {
   jti: string
@@ -112,6 +112,11 @@ export function createMemoryTokenStore ({ idleTtl, reuseInterval, absoluteTtl, s
         roles: [...s.roles]
       })
       state.rt.add(s.jti)
+      // Over the cap: the sessions that go idle soonest (used least recently) end, never the new one.
+      if (state.sessions.size > MAX_SESSIONS_PER_USER) {
+        const leastRecent = [...state.sessions].filter(([sid]) => sid !== s.sid).sort(([, a], [, b]) => a.idleUntil - b.idleUntil)
+        for (const [sid] of leastRecent.slice(0, state.sessions.size - MAX_SESSIONS_PER_USER)) drop(state, sid)
+      }
       return true
     },
 

@@ -1,6 +1,6 @@
 import { DependencyError } from '../errors.js'
 import { REDIS_CLIENT_OPTIONS, pingRedis, type RedisClient } from '../redis-client.js'
-import type { RotateResult, SessionRecord, TokenStore, TokenStoreOptions } from './index.js'
+import { MAX_SESSIONS_PER_USER, type RotateResult, type SessionRecord, type TokenStore, type TokenStoreOptions } from './index.js'
 
 /*
  * Keys of one user share the hash tag {<user id>}, so every script below touches one Cluster slot.
@@ -64,6 +64,7 @@ end
 `
 
 // KEYS: rt sessions session closed; ARGV: sid jti now expiresAt idleTtl ua ip keyTtl deadline roles
+// maxSessions
 const CREATE_SESSION = `${HELPERS}
 if late(ARGV[9]) then return 0 end
 if redis.call('EXISTS', KEYS[4]) == 1 then return 2 end
@@ -79,6 +80,13 @@ redis.call('HSET', skey, 'jti', jti, 'created', now, 'last_used', now, 'expires'
 redis.call('PEXPIREAT', skey, expires + tonumber(ARGV[8]))
 redis.call('SADD', rt_key, jti)
 redis.call('ZADD', sessions_key, idle_until, sid)
+-- Over the cap: the sessions that go idle soonest (used least recently) end, never the new one.
+local excess = redis.call('ZCARD', sessions_key) - tonumber(ARGV[11])
+if excess > 0 then
+  for _, old in ipairs(redis.call('ZRANGE', sessions_key, 0, excess)) do
+    if excess > 0 and old ~= sid then drop(old); excess = excess - 1 end
+  end
+end
 keep_until(rt_key, expires)
 keep_until(sessions_key, expires)
 return 1
@@ -285,7 +293,7 @@ export function createRedisTokenStore ({ redis, prefix, idleTtl, reuseInterval, 
       const deadline = await clock.deadline()
       const created = await call(() => r.tollgateCreateSession(
         ...userKeys(s.userId), sessionKey(s.userId, s.sid), closedKey(s.userId),
-        s.sid, s.jti, s.now, s.expiresAt, idleTtl, s.userAgent ?? '', s.ip ?? '', absoluteTtl, deadline, JSON.stringify(s.roles)
+        s.sid, s.jti, s.now, s.expiresAt, idleTtl, s.userAgent ?? '', s.ip ?? '', absoluteTtl, deadline, JSON.stringify(s.roles), MAX_SESSIONS_PER_USER
       ))
       if (created === 0) throw new DependencyError('redis', new Error('write arrived after its deadline'))
       return created === 1
