@@ -40,22 +40,29 @@ export interface KeySettings {
 export async function loadKeys (config: KeySettings): Promise<KeyMaterial> {
   const generated: string[] = []
   const dir = join(config.DATA_DIR, 'keys')
-  const keep = async (file: string, make: () => string): Promise<string> => {
+  // A file found damaged (emptied by a crash, edited by hand) stops the start with its path.
+  const keep = async <T>(file: string, make: () => string, use: (value: string) => T): Promise<T> => {
     const path = join(dir, file)
-    try {
-      return await readFile(path, 'utf8')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    const found = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err
+      return undefined
+    })
+    if (found !== undefined) {
+      try {
+        return use(found)
+      } catch (err) {
+        throw new Error(`${path}: ${(err as Error).message}; delete it to generate a new one (every token signed with it stops working)`)
+      }
     }
     await mkdir(dir, { recursive: true, mode: 0o700 })
     const value = make()
     try {
       await writeFile(path, value, { mode: 0o600, flag: 'wx' })
       generated.push(path)
-      return value
+      return use(value)
     } catch (err) {
       // Another process created it first: use theirs.
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return readFile(path, 'utf8')
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return use(await readFile(path, 'utf8'))
       throw err
     }
   }
@@ -65,12 +72,16 @@ export async function loadKeys (config: KeySettings): Promise<KeyMaterial> {
     const secret = config.ACCESS_TOKEN_SECRET as string // required by the config schema
     access = { alg: 'HS256', kid: createHash('sha256').update(`kid:${secret}`).digest('base64url').slice(0, 16), secret }
   } else {
-    const privateKey = config.ACCESS_TOKEN_PRIVATE_KEY ??
-      await keep('access-ed25519.pem', () => generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString())
-    access = ed25519Key(privateKey)
+    access = config.ACCESS_TOKEN_PRIVATE_KEY !== undefined
+      ? ed25519Key(config.ACCESS_TOKEN_PRIVATE_KEY)
+      : await keep('access-ed25519.pem', () => generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), ed25519Key)
   }
   const refreshSecret = config.REFRESH_TOKEN_SECRET ??
-    await keep('refresh-hs256.secret', () => randomBytes(48).toString('base64url'))
+    await keep('refresh-hs256.secret', () => randomBytes(48).toString('base64url'), secret => {
+      // As REFRESH_TOKEN_SECRET must be.
+      if (secret.length < 32) throw new Error(`a secret of ${secret.length} characters, 32 or more are needed`)
+      return secret
+    })
   const otherPublicKeys = (parsePublicKeys(config.ACCESS_TOKEN_PUBLIC_KEYS ?? '') ?? [])
     .map(ed25519PublicKey)
     .filter((key, i, all) => key.kid !== access.kid && all.findIndex(k => k.kid === key.kid) === i)
