@@ -63,8 +63,13 @@ async function main () {
   }), () => {})!
   teardowns.push(() => closeRedisClient(client))
   await waitForFirstConnection(client)
-  const plain = createRedisTokenStore({ redis: client, prefix: `bench-${randomUUID()}`, ...STORE_OPTIONS })
-  const waiting = withReplicaAcknowledgement(plain, client, 1)
+  const prefix = `bench-${randomUUID()}`
+  const plain = createRedisTokenStore({ redis: client, prefix, ...STORE_OPTIONS })
+  // As the plugin does: revocations and their WAIT on a connection of their own.
+  const revocationClient = client.duplicate()
+  teardowns.push(() => closeRedisClient(revocationClient))
+  await waitForFirstConnection(revocationClient)
+  const waiting = withReplicaAcknowledgement(plain, createRedisTokenStore({ redis: revocationClient, prefix, ...STORE_OPTIONS }), revocationClient, 1)
 
   console.log('Revocation (endSession) latency, ms, master + 1 replica + 3 sentinels on loopback')
   for (const concurrency of [1, CONCURRENCY]) {

@@ -101,7 +101,8 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
 
   // One Redis (REDIS_URL), a Cluster or the master behind Sentinel, or none (the embedded default).
   let redis: RedisClient | undefined
-  const created = createRedisClient(config, (err) => fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error'))
+  const onRedisError = (err: Error) => fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error')
+  const created = createRedisClient(config, onRedisError)
   if (created) {
     fastify.addHook('onClose', async function closeRedis () { closeRedisClient(created) })
     redis = created
@@ -128,15 +129,20 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
       tokenStore = createRedisTokenStore({ redis, prefix: config.REDIS_KEY_PREFIX, ...storeOptions })
       if (config.REDIS_WAIT_REPLICAS > 0) {
         if (isCluster(redis)) throw new OptionsError(['redisWaitReplicas: not supported with a Redis Cluster client (WAIT would have to reach the master of each user\'s slot)'])
-        tokenStore = withReplicaAcknowledgement(tokenStore, redis, config.REDIS_WAIT_REPLICAS)
+        // A second connection, Tollgate's own, for revocations and their WAIT (which blocks it).
+        const revocationRedis = created ? createRedisClient(config, onRedisError) ?? redis.duplicate() : redis.duplicate()
+        fastify.addHook('onClose', async function closeRevocationRedis () { closeRedisClient(revocationRedis) })
+        await waitForFirstConnection(revocationRedis)
+        const revocations = createRedisTokenStore({ redis: revocationRedis, prefix: config.REDIS_KEY_PREFIX, ...storeOptions })
+        tokenStore = withReplicaAcknowledgement(tokenStore, revocations, revocationRedis, config.REDIS_WAIT_REPLICAS)
       }
     } else {
       await mkdir(config.DATA_DIR, { recursive: true, mode: 0o700 })
       tokenStore = createMemoryTokenStore({ ...storeOptions, snapshotPath: join(config.DATA_DIR, 'token-store.json') })
       fastify.log.warn('no Redis: the in-process token store serves this one process only (sessions are kept in DATA_DIR across graceful restarts, lost on a crash). Production needs Redis.')
     }
-    const created = tokenStore
-    fastify.addHook('onClose', async function closeTokenStore () { await created.close() })
+    const ownStore = tokenStore
+    fastify.addHook('onClose', async function closeTokenStore () { await ownStore.close() })
   }
 
   // 3. Services: passwords, tokens, users, and the grants built on them.

@@ -13,6 +13,9 @@ export interface RedisClient {
   ping (): Promise<string>
   smembers (key: string): Promise<string[]>
   call (command: string, ...args: Array<string | number>): Promise<unknown>
+  /** A new connection with the same options (REDIS_WAIT_REPLICAS sends revocations over one). */
+  duplicate (): RedisClient
+  disconnect (): void
 }
 
 /**
@@ -92,10 +95,10 @@ export function createRedisClient (settings: RedisSettings, onError: (err: Error
 }
 
 // Clients closed on purpose (closeRedisClient), which must stay closed.
-const closing = new WeakSet<Redis | Cluster>()
+const closing = new WeakSet<RedisClient>()
 
-/** Closes a client that createRedisClient made, for good. */
-export function closeRedisClient (client: Redis | Cluster): void {
+/** Closes a client that createRedisClient made (or a duplicate Tollgate made of a host's), for good. */
+export function closeRedisClient (client: RedisClient): void {
   closing.add(client)
   client.disconnect()
 }

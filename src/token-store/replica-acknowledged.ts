@@ -12,8 +12,11 @@ export const WAIT_TIMEOUT_MS = 500
  * is a 503: the revocation is on the master, but a failover now could undo it, so the client must
  * not take it as done. Retrying is safe (ending an ended session changes nothing, and waits again).
  * For one Redis or the master behind Sentinel: a Cluster client would send WAIT to any master.
+ *
+ * The revocations go through `revocations`, a store on a connection of their own (`redis`): WAIT
+ * blocks the connection it is sent on, and every other request's command would wait behind it.
  */
-export function withReplicaAcknowledgement (store: TokenStore, redis: RedisClient, replicas: number): TokenStore {
+export function withReplicaAcknowledgement (store: TokenStore, revocations: TokenStore, redis: RedisClient, replicas: number): TokenStore {
   async function acknowledged (): Promise<void> {
     let count: unknown
     try {
@@ -28,13 +31,17 @@ export function withReplicaAcknowledgement (store: TokenStore, redis: RedisClien
   return {
     ...store,
     async endSession (end) {
-      const ended = await store.endSession(end)
+      const ended = await revocations.endSession(end)
       await acknowledged()
       return ended
     },
     async endSessions (end) {
-      await store.endSessions(end)
+      await revocations.endSessions(end)
       await acknowledged()
+    },
+    async close () {
+      await revocations.close()
+      await store.close()
     }
   }
 }

@@ -181,6 +181,25 @@ t.test('REDIS_WAIT_REPLICAS: a revocation is acknowledged once a replica holds i
   // It was applied on the master, and reaches the replica once it answers again.
   t.equal((await waiting.inject({ method: 'GET', url: '/users/me', headers: bearer(second.access_token) })).statusCode, 401, 'the logged-out token is refused')
   await replicated(setup)
+
+  // WAIT blocks the connection it is sent on: while one revocation waits for a replica, other
+  // requests are not held up behind it (store review). No timing: the order of the answers.
+  const waitingLogout = await loginPair(waiting, email)
+  const reader = await loginPair(waiting, email)
+  setup.replica.pause()
+  try {
+    const answered: string[] = []
+    const pending = logout(waiting, waitingLogout.access_token).then(res => { answered.push('logout'); return res })
+    await until(async () => String(await ask({ ...setup.master, password: setup.password, tls: setup.tls }, 'CLIENT', 'LIST')).includes('cmd=wait'), 5_000, 'the logout to wait for a replica')
+    const me = await waiting.inject({ method: 'GET', url: '/users/me', headers: bearer(reader.access_token) })
+    answered.push('me')
+    t.equal(me.statusCode, 200, 'another session reads /users/me')
+    t.equal((await pending).statusCode, 503, 'the waiting logout: 503')
+    t.same(answered, ['me', 'logout'], 'answered while the logout was still waiting')
+  } finally {
+    setup.replica.resume()
+  }
+  await replicated(setup)
   const fourth = await loginPair(waiting, email)
   t.equal((await logout(waiting, fourth.access_token)).statusCode, 204, 'acknowledged again once the replica is back')
 
