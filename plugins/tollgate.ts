@@ -7,6 +7,7 @@ import type { Config } from '../src/config.js'
 import { openDatabase, type Database } from '../src/database.js'
 import { loadKeys, publicJwks, type PublicJwk } from '../src/keys.js'
 import { OptionsError, configFromOptions, type TollgateOptions } from '../src/options.js'
+import { logSafeError } from '../src/log-safe-error.js'
 import { createMailer } from '../src/mail/mailer.js'
 import { isLoopback, parseSmtpUrl } from '../src/mail/smtp-url.js'
 import { createPasswordHasher, type PasswordHasher } from '../src/password.js'
@@ -92,7 +93,8 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
       if (config.MIGRATE_AT_START) await opened.migrate()
     })
   // ready() rejects with it too (onReady, below), unless the host's pluginTimeout ends the wait first.
-  opening.catch((err: unknown) => fastify.log.error({ err }, 'tollgate: the database could not be opened'))
+  // Cleaned: a driver's or URL parser's error can carry DATABASE_URL, password included.
+  opening.catch((err: unknown) => fastify.log.error({ err: logSafeError(err) }, 'tollgate: the database could not be opened'))
   fastify.addHook('onReady', async function databaseOpened () { await opening })
   fastify.addHook('onClose', async function closeDatabase () {
     await opening.catch(() => {})

@@ -117,8 +117,33 @@ export function loadConfig (input: ConfigInput | NodeJS.ProcessEnv): Config {
   return config
 }
 
+// The DATABASE_URL parameters Tollgate honours (libpq's names and sslmode values); MikroORM would
+// drop any other silently, so they are refused.
+const DATABASE_URL_PARAMETERS = new Set(['sslmode', 'sslrootcert'])
+export const POSTGRES_SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const
+
+/** What is wrong with DATABASE_URL, if anything; never its value (it holds a password). */
+function databaseUrlProblem (value: string): string | undefined {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return 'DATABASE_URL: not a valid URL (percent-encode reserved characters such as # / ? @ : in the user name and password)'
+  }
+  const unknown = [...url.searchParams.keys()].filter(name => !DATABASE_URL_PARAMETERS.has(name))
+  if (unknown.length > 0) return `DATABASE_URL: parameters other than sslmode and sslrootcert are not supported (${unknown.length} found)`
+  const mode = url.searchParams.get('sslmode')
+  if (mode !== null && !(POSTGRES_SSL_MODES as readonly string[]).includes(mode)) return `DATABASE_URL: sslmode must be one of ${POSTGRES_SSL_MODES.join(', ')}`
+  return undefined
+}
+
 function crossCheck (config: Config): string[] {
   const problems: string[] = []
+  const databaseUrl = config.DATABASE_URL === undefined ? undefined : databaseUrlProblem(config.DATABASE_URL)
+  if (databaseUrl) problems.push(databaseUrl)
+  if (config.REDIS_URL !== undefined && !URL.canParse(config.REDIS_URL)) {
+    problems.push('REDIS_URL: not a valid URL (percent-encode reserved characters such as # / ? @ : in the user name and password)')
+  }
   if (config.ACCESS_TOKEN_ALG === 'HS256' && !config.ACCESS_TOKEN_SECRET) {
     problems.push('ACCESS_TOKEN_SECRET: required when ACCESS_TOKEN_ALG is HS256')
   }

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import type { ConnectionOptions } from 'node:tls'
 import { mkdir } from 'node:fs/promises'
 import { PGlite } from '@electric-sql/pglite'
 import { MikroORM, defineConfig as defineCoreConfig } from '@mikro-orm/core'
@@ -116,6 +118,22 @@ function reasonOf (err: unknown): string {
   return [step, reason].filter(Boolean).join(': ').replace(/\s+/g, ' ')
 }
 
+/**
+ * node-postgres's TLS settings for DATABASE_URL's `sslmode` and `sslrootcert`, with libpq's meaning:
+ * MikroORM keeps only the URL's host, port, user, password and database. `require` encrypts without
+ * checking the server's certificate; `verify-ca` checks it against `sslrootcert` (or the system's
+ * CAs); `verify-full` checks the host name too.
+ */
+export function postgresTls (url: string): ConnectionOptions | undefined {
+  const params = new URL(url).searchParams
+  const mode = params.get('sslmode') ?? 'disable'
+  if (mode === 'disable') return undefined
+  if (mode === 'require') return { rejectUnauthorized: false }
+  const rootCert = params.get('sslrootcert')
+  const ca = rootCert ? readFileSync(rootCert, 'utf8') : undefined
+  return mode === 'verify-ca' ? { ca, checkServerIdentity: () => undefined } : { ca }
+}
+
 /** Opens the users' database: the one place that knows how, for the plugin and `npm run migrate`. */
 export async function openDatabase (options: DatabaseOptions): Promise<Database> {
   let orm: MikroORM
@@ -127,7 +145,7 @@ export async function openDatabase (options: DatabaseOptions): Promise<Database>
       clientUrl: options.url,
       // Fail fast when PostgreSQL is down so requests answer 503 instead of waiting.
       pool: { min: 0, max: 10, acquireTimeoutMillis: 2000 },
-      driverOptions: { connection: { connectionTimeoutMillis: 1500, statement_timeout: 5000 } }
+      driverOptions: { connection: { connectionTimeoutMillis: 1500, statement_timeout: 5000, ssl: postgresTls(options.url) } }
     }))
   } else {
     // PGlite creates its own directory but not its parents.

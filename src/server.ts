@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { DestinationStream } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import type { TollgateOptions } from './options.js'
+import { logSafeError } from './log-safe-error.js'
 import { BODY_LIMIT, VALIDATION_OPTIONS } from './schemas.js'
 import tollgate from '../plugins/tollgate.js'
 import { handleError, handleNotFound } from '../plugins/errors.js'
@@ -161,7 +162,7 @@ async function main () {
     // A failed start (a migration, an unreachable server, a bad option, a taken port) is one log
     // line and exit code 1, not an uncaught rejection's stack dump.
     const message = `server could not start: ${err instanceof Error ? err.message : String(err)}`
-    if (app) app.log.fatal({ err }, message)
+    if (app) app.log.fatal({ err: logSafeError(err) }, message)
     else console.error(message)
     await app?.close().catch(() => {})
     process.exit(1)
