@@ -143,6 +143,9 @@ export async function openDatabase (options: DatabaseOptions): Promise<Database>
     orm = postgres = await MikroORM.init(defineConfig({
       ...COMMON,
       clientUrl: options.url,
+      // A database that does not exist is an error, never created empty: a typo in DATABASE_URL
+      // must not start a service on an empty users table.
+      ensureDatabase: false,
       // Fail fast when PostgreSQL is down so requests answer 503 instead of waiting.
       pool: { min: 0, max: 10, acquireTimeoutMillis: 2000 },
       driverOptions: { connection: { connectionTimeoutMillis: 1500, statement_timeout: 5000, ssl: postgresTls(options.url) } }

@@ -33,12 +33,28 @@ t.test('DATABASE_URL: sslmode takes libpq\'s values Tollgate honours; other para
 
 t.test('DATABASE_URL\'s sslmode=require is honoured: against a server without TLS, no connection', async t => {
   const url = await createTestDatabase(t)
-  const plain = await openDatabase({ url: `${url}?sslmode=disable` })
-  await plain.close()
+  const query = async (databaseUrl: string) => {
+    const database = await openDatabase({ url: databaseUrl })
+    try {
+      return await database.orm.em.getConnection().execute('select 1 as one')
+    } finally {
+      await database.close()
+    }
+  }
+  t.same(await query(`${url}?sslmode=disable`), [{ one: 1 }], 'sslmode=disable: a connection')
   // This machine's PostgreSQL has no TLS (as psql "sslmode=require" shows): a connection that
   // asks for it must fail, not quietly go in clear text.
-  await t.rejects(async () => {
-    const database = await openDatabase({ url: `${url}?sslmode=require` })
-    await database.close()
-  }, /SSL/)
+  await t.rejects(query(`${url}?sslmode=require`), /SSL/)
+})
+
+t.test('a DATABASE_URL naming a database that does not exist is an error, never a new empty database', async t => {
+  const url = await createTestDatabase(t)
+  const missing = `${url}_missing`
+  const database = await openDatabase({ url: missing })
+  t.teardown(() => database.close())
+  await t.rejects(database.migrate(), /does not exist/)
+  const admin = await openDatabase({ url })
+  t.teardown(() => admin.close())
+  const found = await admin.orm.em.getConnection().execute('select 1 from pg_database where datname = ?', [missing.slice(missing.lastIndexOf('/') + 1)])
+  t.same(found, [], 'and it was not created')
 })
