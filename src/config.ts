@@ -1,4 +1,5 @@
 import { createPrivateKey } from 'node:crypto'
+import { isIP } from 'node:net'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parsePublicKeys } from './keys.js'
@@ -137,8 +138,24 @@ function databaseUrlProblem (value: string): string | undefined {
   return undefined
 }
 
+// What proxy-addr (Fastify's trustProxy) takes: an address, a CIDR, or one of its named ranges.
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+function isTrustProxy (value: string): boolean {
+  if (value === '' || value === 'true' || /^\d+$/.test(value)) return true
+  return value.split(',').map(part => part.trim()).every(part => {
+    if (PROXY_RANGES.has(part)) return true
+    const [address = '', bits, ...rest] = part.split('/')
+    const version = isIP(address)
+    if (version === 0 || rest.length > 0) return false
+    return bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128))
+  })
+}
+
 function crossCheck (config: Config): string[] {
   const problems: string[] = []
+  if (!isTrustProxy(config.TRUST_PROXY)) {
+    problems.push('TRUST_PROXY: expected empty, true, a hop count, or comma-separated addresses, CIDRs or loopback, linklocal, uniquelocal')
+  }
   const databaseUrl = config.DATABASE_URL === undefined ? undefined : databaseUrlProblem(config.DATABASE_URL)
   if (databaseUrl) problems.push(databaseUrl)
   if (config.REDIS_URL !== undefined && !URL.canParse(config.REDIS_URL)) {

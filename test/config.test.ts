@@ -159,3 +159,12 @@ t.test('the server exits with code 1 and names PORT when PORT is bad', async t =
   t.match(result.stderr + result.stdout, /PORT/, 'the message names PORT')
   t.notMatch(result.stderr, /at .+\(.+:\d+:\d+\)/, 'no stack trace')
 })
+
+t.test('TRUST_PROXY: what proxy-addr takes, else a message that names it (operations review)', async t => {
+  for (const value of ['', 'true', '2', '10.0.0.1', '10.0.0.0/8, 192.168.1.1', 'loopback,uniquelocal', '::1', 'fd00::/8']) {
+    t.doesNotThrow(() => loadConfig({ TRUST_PROXY: value }), JSON.stringify(value))
+  }
+  for (const value of ['TRUE', 'yes', '10.0.0.0/33', 'proxy.example', '10.0.0.1/8/1', '10.0.0.1,']) {
+    t.match(configError(t, { TRUST_PROXY: value })?.message, 'TRUST_PROXY: expected empty, true, a hop count', JSON.stringify(value))
+  }
+})
