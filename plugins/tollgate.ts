@@ -131,8 +131,9 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
       tokenStore = createRedisTokenStore({ redis, prefix: config.REDIS_KEY_PREFIX, ...storeOptions })
       if (config.REDIS_WAIT_REPLICAS > 0) {
         if (isCluster(redis)) throw new OptionsError(['redisWaitReplicas: not supported with a Redis Cluster client (WAIT would have to reach the master of each user\'s slot)'])
-        // A second connection, Tollgate's own, for revocations and their WAIT (which blocks it).
-        const revocationRedis = created ? createRedisClient(config, onRedisError) ?? redis.duplicate() : redis.duplicate()
+        // A second connection, Tollgate's own, for revocations and their WAIT (which blocks it): made
+        // like the first (error listener, Sentinel restart included), or a duplicate of a host's.
+        const revocationRedis = (created && createRedisClient(config, onRedisError)) || redis.duplicate()
         fastify.addHook('onClose', async function closeRevocationRedis () { closeRedisClient(revocationRedis) })
         await waitForFirstConnection(revocationRedis)
         const revocations = createRedisTokenStore({ redis: revocationRedis, prefix: config.REDIS_KEY_PREFIX, ...storeOptions })

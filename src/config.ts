@@ -123,13 +123,16 @@ export function loadConfig (input: ConfigInput | NodeJS.ProcessEnv): Config {
 const DATABASE_URL_PARAMETERS = new Set(['sslmode', 'sslrootcert'])
 export const POSTGRES_SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const
 
+// A URL that does not parse, named but never repeated (it may hold a password).
+const NOT_A_URL = 'not a valid URL (percent-encode reserved characters such as # / ? @ : in the user name and password)'
+
 /** What is wrong with DATABASE_URL, if anything; never its value (it holds a password). */
 function databaseUrlProblem (value: string): string | undefined {
   let url: URL
   try {
     url = new URL(value)
   } catch {
-    return 'DATABASE_URL: not a valid URL (percent-encode reserved characters such as # / ? @ : in the user name and password)'
+    return `DATABASE_URL: ${NOT_A_URL}`
   }
   const unknown = [...url.searchParams.keys()].filter(name => !DATABASE_URL_PARAMETERS.has(name))
   if (unknown.length > 0) return `DATABASE_URL: parameters other than sslmode and sslrootcert are not supported (${unknown.length} found)`
@@ -159,7 +162,7 @@ function crossCheck (config: Config): string[] {
   const databaseUrl = config.DATABASE_URL === undefined ? undefined : databaseUrlProblem(config.DATABASE_URL)
   if (databaseUrl) problems.push(databaseUrl)
   if (config.REDIS_URL !== undefined && !URL.canParse(config.REDIS_URL)) {
-    problems.push('REDIS_URL: not a valid URL (percent-encode reserved characters such as # / ? @ : in the user name and password)')
+    problems.push(`REDIS_URL: ${NOT_A_URL}`)
   }
   if (config.ACCESS_TOKEN_ALG === 'HS256' && !config.ACCESS_TOKEN_SECRET) {
     problems.push('ACCESS_TOKEN_SECRET: required when ACCESS_TOKEN_ALG is HS256')
