@@ -53,6 +53,8 @@ export interface Tollgate {
   /** The public keys that verify access tokens, as GET /.well-known/jwks.json serves them. */
   jwks: { keys: PublicJwk[] }
   databaseKind: 'postgresql' | 'pglite'
+  /** The migrations this version needs that the database lacks: `/health/ready` is 503 while there are any. */
+  pendingMigrations (): Promise<string[]>
   rateLimits: RateLimits
   /** The CSRF tokens of cookie mode (REFRESH_COOKIE), bound to a session. */
   csrfTokens: CsrfTokens
@@ -90,7 +92,14 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
   const opening = openDatabase(config.DATABASE_URL ? { url: config.DATABASE_URL } : { pgliteDir: join(config.DATA_DIR, 'pglite') })
     .then(async function migrate (opened) {
       database = opened
-      if (config.MIGRATE_AT_START) await opened.migrate()
+      if (config.MIGRATE_AT_START) {
+        await opened.migrate()
+        return
+      }
+      const pending = await opened.pendingMigrations().catch(() => [])
+      if (pending.length > 0) {
+        fastify.log.warn({ pending }, 'MIGRATE_AT_START=false and the database lacks migrations: not ready (503 on /health/ready) until `npm run migrate` applies them')
+      }
     })
   // ready() rejects with it too (onReady, below), unless the host's pluginTimeout ends the wait first.
   // Cleaned: a driver's or URL parser's error can carry DATABASE_URL, password included.
@@ -209,6 +218,10 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
     passwords,
     jwks: publicJwks(keys),
     databaseKind: config.DATABASE_URL ? 'postgresql' : 'pglite',
+    pendingMigrations: async () => {
+      if (!database) throw new Error('tollgate: the database is not open yet')
+      return await database.pendingMigrations()
+    },
     rateLimits,
     csrfTokens: createCsrfTokens(keys.refreshSecret)
   } satisfies Tollgate)

@@ -36,6 +36,8 @@ export interface Database {
    * advisory lock); one that waited finds nothing left to do. Throws MigrationError.
    */
   migrate (options?: MigrateOptions): Promise<string[]>
+  /** The migrations this version needs that the database has not recorded yet (none: the schema is current). */
+  pendingMigrations (): Promise<string[]>
   close (): Promise<void>
 }
 
@@ -104,6 +106,24 @@ async function runMigrations (orm: MikroORM): Promise<string[]> {
 }
 
 /**
+ * Read straight from the migrator's table: the migrator's own listing would first create that
+ * table, and a readiness probe must not write.
+ */
+async function pendingMigrations (orm: MikroORM): Promise<string[]> {
+  const table = orm.config.get('migrations').tableName ?? 'mikro_orm_migrations'
+  let rows: Array<{ name: string }>
+  try {
+    rows = await orm.em.getConnection().execute(`select name from "${table}"`)
+  } catch (err) {
+    // 42P01: no such table, so nothing was ever migrated.
+    if ((err as { code?: unknown }).code === '42P01') rows = []
+    else throw err
+  }
+  const applied = new Set(rows.map(row => row.name.replace(/\.[jt]s$/, '')))
+  return migrationsList.map(m => m.name).filter(name => !applied.has(name))
+}
+
+/**
  * One line for the log: MikroORM's messages carry the whole SQL statement, so this keeps the failed
  * migration and the database's own words (`relation "users" already exists (42P07)`). The whole
  * error stays the MigrationError's cause.
@@ -168,6 +188,7 @@ export async function openDatabase (options: DatabaseOptions): Promise<Database>
     migrate: async ({ lockTimeoutMs = LOCK_TIMEOUT_MS } = {}) => postgres
       ? await withMigrationLock(postgres, lockTimeoutMs, () => runMigrations(orm))
       : await runMigrations(orm),
+    pendingMigrations: async () => await pendingMigrations(orm),
     async close () {
       await orm.close()
       await pglite?.close()

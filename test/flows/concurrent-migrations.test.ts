@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { Writable } from 'node:stream'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import pg from 'pg'
@@ -73,12 +74,24 @@ t.test(`${INSTANCES} server processes released together on an empty database, ${
   }
 })
 
-t.test('MIGRATE_AT_START=false: the server boots without migrating; npm run migrate then migrates', async t => {
+t.test('MIGRATE_AT_START=false: the server boots without migrating, not ready; npm run migrate then migrates', async t => {
   const url = await createTestDatabase(t)
-  const app = await build(t, { config: { DATABASE_URL: url, MIGRATE_AT_START: 'false' } })
+  const logs: string[] = []
+  const logStream = new Writable({ write (chunk, _enc, done) { logs.push(chunk.toString()); done() } })
+  const app = await build(t, { config: { DATABASE_URL: url, MIGRATE_AT_START: 'false', LOG_LEVEL: 'warn' }, logStream })
   t.equal(app.tollgate.config.MIGRATE_AT_START, false)
   t.notOk(await tableExists(url, 'users'), 'no users table')
   t.notOk(await tableExists(url, 'mikro_orm_migrations'), 'no migrations table')
+  const warning = logs.map(line => JSON.parse(line) as { msg: string, pending?: string[] }).find(line => /lacks migrations/.test(line.msg))
+  t.same(warning?.pending, MIGRATIONS, 'the boot warns, naming the pending migrations')
+
+  // A load balancer must not send traffic to it yet.
+  const notReady = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(notReady.statusCode, 503, 'not ready while migrations are pending')
+  t.equal(notReady.headers['retry-after'], '5')
+  t.same(notReady.json().checks, { database: 'migrations_pending', token_store: 'up' })
+  t.equal(notReady.json().status, 'unavailable')
+  t.notOk(await tableExists(url, 'mikro_orm_migrations'), 'the probe created nothing')
 
   // Until the migrations run, a request that reaches the users' table fails as an internal error.
   const account = { email: 'early@example.com', password: 'correct horse battery staple' }
@@ -96,8 +109,36 @@ t.test('MIGRATE_AT_START=false: the server boots without migrating; npm run migr
   t.match(output, `applied: ${MIGRATIONS.join(', ')}`)
   t.same(await appliedMigrations(url), MIGRATIONS)
 
+  const ready = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(ready.statusCode, 200, 'ready once migrated, without a restart')
+  t.same(ready.json().checks, { database: 'up', token_store: 'up' })
+
   const registered = await app.inject({ method: 'POST', url: '/auth/register', payload: account })
   t.equal(registered.statusCode, 201, 'after npm run migrate, the running server registers')
+})
+
+t.test('a database migrated by an older version (some migrations applied) is not ready either', async t => {
+  const url = await createTestDatabase(t)
+  const older = migrationsList[0]!.name
+  const database = await openDatabase({ url })
+  try {
+    await database.orm.getMigrator().up({ to: older })
+    t.same(await database.pendingMigrations(), MIGRATIONS.filter(name => name !== older))
+  } finally {
+    await database.close()
+  }
+  const app = await build(t, { config: { DATABASE_URL: url, MIGRATE_AT_START: 'false' } })
+  const notReady = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(notReady.statusCode, 503)
+  t.equal(notReady.json().checks.database, 'migrations_pending')
+})
+
+t.test('the embedded default (PGlite) lists pending migrations too', async t => {
+  const database = await openDatabase({ pgliteDir: join(await tempDir(t), 'pglite') })
+  t.teardown(() => database.close())
+  t.same(await database.pendingMigrations(), MIGRATIONS, 'a fresh database lacks every migration')
+  await database.migrate()
+  t.same(await database.pendingMigrations(), [], 'none once migrated')
 })
 
 t.test('MIGRATE_AT_START and migrateAtStart accept true or false only', async t => {
