@@ -7,7 +7,7 @@ import type { TollgateOptions } from './options.js'
 import { logSafeError } from './log-safe-error.js'
 import { BODY_LIMIT, VALIDATION_OPTIONS } from './schemas.js'
 import tollgate from '../plugins/tollgate.js'
-import { handleError, handleNotFound } from '../plugins/errors.js'
+import { RETRY_AFTER_SECONDS, handleError, handleNotFound } from '../plugins/errors.js'
 import { helmetHeaders } from '../plugins/http-security.js'
 
 /*
@@ -53,7 +53,8 @@ export function serverOptions (config: Config, overrides: FastifyServerOptions =
     // As on Tollgate's own routes, for whatever else the server answers.
     bodyLimit: BODY_LIMIT,
     requestTimeout: 30_000,
-    return503OnClosing: true,
+    // Fastify's own 503 while closing has no `code` and no Retry-After: buildServer answers instead.
+    return503OnClosing: false,
     // The router answers bad URLs and over-long parameters before any plugin runs: same error shape.
     frameworkErrors: handleError,
     // The embedded default compiles PostgreSQL (WASM) and migrates at boot: slow on a busy machine.
@@ -132,6 +133,16 @@ export async function buildServer (config: Config, options: BuildServerOptions =
   app.setNotFoundHandler(function notFound (request, reply) {
     reply.headers(securityHeaders)
     handleNotFound(request, reply)
+  })
+  // From close() on, a request still arriving on an open keep-alive connection is refused in the
+  // documented error shape, so that its client retries elsewhere (Fastify adds `Connection: close`).
+  let closing = false
+  app.addHook('preClose', async function refuseNewRequests () { closing = true })
+  // A callback hook: no promise per request on the hot path.
+  app.addHook('onRequest', function refuseWhileClosing (request, reply, done) {
+    if (!closing) return done()
+    reply.code(503).headers(securityHeaders).header('retry-after', RETRY_AFTER_SECONDS)
+      .send({ statusCode: 503, code: 'SERVICE_UNAVAILABLE', error: 'Service Unavailable', message: 'The server is shutting down; retry' })
   })
   await app.register(tollgate, { ...tollgateOptions(config), ...options.tollgate })
   return app
