@@ -88,8 +88,11 @@ async function tollgateVerify (fastify: FastifyInstance, options: TollgateVerify
   for (const [name, value] of [['maxTokenLifetime', options.maxTokenLifetime], ['jwksCooldown', options.jwksCooldown], ['jwksMaxAge', options.jwksMaxAge], ['introspection.cacheTtl', introspection?.cacheTtl]] as const) {
     if (value !== undefined && !(Number.isFinite(value) && value >= 0)) throw new Error(`tollgate/verify: \`${name}\` must be a number of seconds, 0 or more`)
   }
-  // 0 would fetch the JWKS before every request.
-  if (options.jwksMaxAge !== undefined && !(options.jwksMaxAge >= 1)) throw new Error('tollgate/verify: `jwksMaxAge` must be a number of seconds, 1 or more')
+  // 0 would fetch the JWKS before every request, or for every token naming an unknown kid (which
+  // anyone can forge).
+  for (const [name, value] of [['jwksMaxAge', options.jwksMaxAge], ['jwksCooldown', options.jwksCooldown]] as const) {
+    if (value !== undefined && !(value >= 1)) throw new Error(`tollgate/verify: \`${name}\` must be a number of seconds, 1 or more`)
+  }
 
   const verifyAccessToken = await createJwksVerifier({
     source: options.jwksUrl !== undefined ? { url: options.jwksUrl } : { jwks: options.jwks as Jwks },

@@ -27,7 +27,7 @@ export function createIntrospectionCheck ({ url, clientId, clientSecret, cacheTt
 
   async function introspect (token: string): Promise<boolean> {
     let response: Response
-    let body: { active?: unknown }
+    let body: { active?: unknown } | null
     try {
       response = await fetch(url, {
         method: 'POST',
@@ -36,22 +36,39 @@ export function createIntrospectionCheck ({ url, clientId, clientSecret, cacheTt
         signal: AbortSignal.timeout(TIMEOUT_MS),
         redirect: 'error'
       })
-      body = await response.json() as { active?: unknown }
+      body = await response.json() as { active?: unknown } | null
     } catch (err) {
       throw new DependencyError('introspection', err)
     }
-    if (response.status !== 200 || typeof body.active !== 'boolean') {
+    if (response.status !== 200 || typeof body?.active !== 'boolean') {
       throw new DependencyError('introspection', new Error(`introspection answered ${response.status}`))
     }
     return body.active
   }
 
+  // One call per token at a time: concurrent requests with it wait for the call under way, so a
+  // burst with one token cannot spend the client's introspection budget at the server.
+  const inFlight = new Map<string, Promise<boolean>>()
+
+  async function introspectAndRemember (access: { jti: string, exp: number, now: number }, token: string): Promise<boolean> {
+    try {
+      const active = await introspect(token)
+      if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string)
+      cache.set(access.jti, { active, until: active ? Math.min(access.now + cacheTtlMs, access.exp * 1000) : access.exp * 1000 })
+      return active
+    } finally {
+      inFlight.delete(access.jti)
+    }
+  }
+
   return async function isAccessAllowed (access: { jti: string, exp: number, now: number }, token: string): Promise<boolean> {
     const hit = cache.get(access.jti)
     if (hit && hit.until > access.now) return hit.active
-    const active = await introspect(token)
-    if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string)
-    cache.set(access.jti, { active, until: active ? Math.min(access.now + cacheTtlMs, access.exp * 1000) : access.exp * 1000 })
-    return active
+    let call = inFlight.get(access.jti)
+    if (!call) {
+      call = introspectAndRemember(access, token)
+      inFlight.set(access.jti, call)
+    }
+    return await call
   }
 }

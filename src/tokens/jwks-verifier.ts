@@ -1,4 +1,5 @@
 import { createPublicKey } from 'node:crypto'
+import { InvalidTokenError } from '../errors.js'
 import { createAccessTokenVerifier, parseHeader, type AccessClaims, type VerificationKey } from './access-token.js'
 
 /** A JSON Web Key Set (RFC 7517), as GET /.well-known/jwks.json serves it. */
@@ -31,15 +32,17 @@ const FETCH_TIMEOUT_MS = 5000
  */
 export async function createJwksVerifier (options: JwksVerifierOptions): Promise<(token: string) => AccessClaims | Promise<AccessClaims>> {
   const { source, issuer, audience, maxLifetime, cooldownMs, maxAgeMs } = options
-  const build = (jwks: Jwks) => {
-    const keys = jwks.keys.map(verificationKey)
-    if (keys.length === 0) throw new Error('tollgate/verify: the JWKS has no keys (a server that signs with HS256 publishes none; resource servers need EdDSA)')
+  const build = (keys: Array<Extract<VerificationKey, { alg: 'EdDSA' }>>) => {
     const fingerprint = JSON.stringify(keys.map(key => [key.kid, key.publicKey]).sort())
-    return { fingerprint, kids: new Set(keys.map(key => key.kid)), verify: createAccessTokenVerifier({ issuer, audience, keys, maxLifetime }) }
+    const verify = keys.length > 0 ? createAccessTokenVerifier({ issuer, audience, keys, maxLifetime }) : refuseEveryToken
+    return { fingerprint, kids: new Set(keys.map(key => key.kid)), verify }
   }
 
   const url = 'url' in source ? source.url : undefined
-  let current = build('url' in source ? await fetchJwks(source.url) : source.jwks)
+  // At start, a set with no key or with a key that cannot verify is a configuration error.
+  const first = ('url' in source ? await fetchJwks(source.url) : source.jwks).keys.map(verificationKey)
+  if (first.length === 0) throw new Error('tollgate/verify: the JWKS has no keys (a server that signs with HS256 publishes none; resource servers need EdDSA)')
+  let current = build(first)
   // The first unknown kid after start may fetch at once: the server may have rotated just now.
   let lastUnknownKidFetch = -Infinity
   // When the last fetch ended (with the keys, or failing): the age of the keys in use.
@@ -54,7 +57,19 @@ export async function createJwksVerifier (options: JwksVerifierOptions): Promise
 
   async function refresh (from: string): Promise<void> {
     try {
-      const next = build(await fetchJwks(from))
+      // The server's answer is the truth about its keys: a key it no longer lists stops verifying,
+      // even when the rest of the answer is unusable (a key this cannot use is left out; none left,
+      // as when the server switched to HS256, refuses every token).
+      const usable: Array<Extract<VerificationKey, { alg: 'EdDSA' }>> = []
+      for (const jwk of (await fetchJwks(from)).keys) {
+        try {
+          usable.push(verificationKey(jwk))
+        } catch (err) {
+          options.onRefreshError(err)
+        }
+      }
+      if (usable.length === 0) options.onRefreshError(new Error(`tollgate/verify: the JWKS at ${from} has no key this can use: every token is refused until it has one`))
+      const next = build(usable)
       // Same keys: keep the verifier, and with it its cache of verified tokens.
       if (next.fingerprint !== current.fingerprint) current = next
     } catch (err) {
@@ -87,11 +102,17 @@ export async function createJwksVerifier (options: JwksVerifierOptions): Promise
   }
 }
 
+/** For a JWKS that lists no key this can use: nothing verifies. */
+function refuseEveryToken (): never {
+  throw new InvalidTokenError()
+}
+
 async function fetchJwks (url: string): Promise<Jwks> {
   let response: Response
   try {
-    // No redirects: the keys come from the URL configured, nowhere else.
-    response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' }, redirect: 'error' })
+    // No redirects: the keys come from the URL configured, nowhere else. `no-cache`: a proxy cache
+    // on the way must ask the server, or a withdrawn key could outlive jwksMaxAge there.
+    response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json', 'cache-control': 'no-cache' }, redirect: 'error' })
   } catch (err) {
     throw new Error(`tollgate/verify: could not fetch the JWKS at ${url}: ${(err as Error).message}`)
   }

@@ -232,7 +232,7 @@ t.test('jwksUrl: fetched at registration, fetched again for an unknown kid (then
 t.test('jwksUrl: a key withdrawn from the JWKS stops verifying at the next fetch', async t => {
   const { oldServer, newServer, oldToken, newToken } = await rotatedServers(t)
   const jwks = await jwksServer(t, await jwksOf(oldServer))
-  const host = await hostApp(t, oldServer, { jwksUrl: jwks.url, jwksCooldown: 0 })
+  const host = await hostApp(t, oldServer, { jwksUrl: jwks.url })
   t.equal((await orders(host, bearer(oldToken))).statusCode, 200)
   jwks.state.jwks = await jwksOf(newServer)
   t.equal((await orders(host, bearer(newToken))).statusCode, 200, 'the fetch brings the new key…')
@@ -262,9 +262,45 @@ t.test('jwksUrl: keys older than jwksMaxAge are fetched again before the next to
   t.equal(jwks.state.fetches, fetched + 3, 'that fetch was tried')
 })
 
-t.test('jwksMaxAge below 1 s is refused: it would fetch the JWKS before every request', async t => {
+t.test('jwksMaxAge or jwksCooldown below 1 s is refused: the JWKS would be fetched before every request, or for every forged kid', async t => {
   const server = await build(t)
   await t.rejects(hostApp(t, server, { jwksMaxAge: 0 }), /`jwksMaxAge` must be a number of seconds, 1 or more/)
+  await t.rejects(hostApp(t, server, { jwksCooldown: 0 }), /`jwksCooldown` must be a number of seconds, 1 or more/)
+  await t.rejects(hostApp(t, server, { jwksCooldown: 0.5 }), /`jwksCooldown` must be a number of seconds, 1 or more/)
+})
+
+t.test('jwksUrl: a set that answers replaces the keys in use, even when it has keys this cannot use or none at all', async t => {
+  const { oldServer, newServer, oldToken, newToken } = await rotatedServers(t)
+  const jwks = await jwksServer(t, await jwksOf(oldServer))
+  const warnings: string[] = []
+  const host = await hostApp(t, oldServer, { jwksUrl: jwks.url, jwksMaxAge: 1 })
+  host.log.warn = ((...args: unknown[]) => { warnings.push(JSON.stringify(args)) }) as typeof host.log.warn
+  t.equal((await orders(host, bearer(oldToken))).statusCode, 200)
+
+  // The old key is withdrawn; the new one is published next to a key of a kind the verifier cannot use.
+  jwks.state.jwks = { keys: [...(await jwksOf(newServer)).keys, { kty: 'RSA', kid: 'r', n: 'AQAB', e: 'AQAB' }] }
+  await sleep(1100)
+  t.equal((await orders(host, bearer(oldToken))).statusCode, 401, 'the withdrawn key no longer verifies')
+  t.equal((await orders(host, bearer(newToken))).statusCode, 200, 'the usable key of the set does')
+  t.ok(warnings.some(line => line.includes('unsupported JWK')), 'the unusable key is logged')
+
+  // The server switched to HS256: it publishes no key, so nothing here can verify.
+  jwks.state.jwks = { keys: [] }
+  await sleep(1100)
+  const refused = await orders(host, bearer(newToken))
+  t.equal(refused.statusCode, 401, 'no usable key: every token refused')
+  t.equal(refused.headers['www-authenticate'], INVALID_TOKEN_CHALLENGE, 'as an invalid token, not an error')
+})
+
+t.test('jwksUrl: the fetch asks proxy caches to revalidate (Cache-Control: no-cache)', async t => {
+  const server = await build(t)
+  const seen: Array<string | undefined> = []
+  const app = Fastify()
+  const jwks = await jwksOf(server)
+  app.get('/jwks.json', async (request) => { seen.push(request.headers['cache-control']); return jwks })
+  t.teardown(() => app.close())
+  await hostApp(t, server, { jwksUrl: `${await app.listen({ host: '127.0.0.1', port: 0 })}/jwks.json` })
+  t.same(seen, ['no-cache'])
 })
 
 t.test('jwksUrl: unreachable, an error status or not a JWKS is a boot error that says so', async t => {
@@ -358,4 +394,44 @@ t.test('an introspection URL that redirects is refused: the answer comes from th
   t.equal(res.statusCode, 503, 'never a pass')
   t.equal(res.json().code, 'SERVICE_UNAVAILABLE')
   t.equal(elsewhere.calls, 0, 'the redirect was not followed')
+})
+
+t.test('concurrent requests with one token share one introspection call', async t => {
+  const server = await build(t, { config: { INTROSPECTION_CLIENTS: `orders-api:${INTROSPECTION_SECRET}` } })
+  const redis = await redisClient(t)
+  const calls = async () => Number(await redis.get(`${server.tollgate.config.REDIS_KEY_PREFIX}:rl:{client:orders-api}`) ?? 0)
+  const base = await server.listen({ host: '127.0.0.1', port: 0 })
+  const host = await hostApp(t, server, {
+    jwks: await jwksOf(server),
+    introspection: { url: `${base}/auth/introspect`, clientId: 'orders-api', clientSecret: INTROSPECTION_SECRET, cacheTtl: 300 }
+  })
+  const { tokens } = await registerAndLogin(server)
+  const answers = await Promise.all(Array.from({ length: 20 }, async () => await orders(host, bearer(tokens.access_token))))
+  t.same(answers.map(res => res.statusCode), Array(20).fill(200))
+  t.equal(await calls(), 1, 'one call for twenty concurrent requests')
+
+  // A call that fails is not remembered: the next request asks again.
+  const other = await registerAndLogin(server)
+  await server.close()
+  const down = await Promise.all([orders(host, bearer(other.tokens.access_token)), orders(host, bearer(other.tokens.access_token))])
+  t.same(down.map(res => res.statusCode), [503, 503], 'both wait for the one call, which fails: 503')
+})
+
+t.test('an introspection answer that is not an object is a 503, never a 500', async t => {
+  const server = await build(t)
+  const { tokens } = await registerAndLogin(server)
+  for (const body of ['null', '"yes"', '[]', '{}', '{"active":"true"}']) {
+    const fake = Fastify()
+    // Answered before any body parsing (a 415 would be refused for its status instead).
+    fake.addHook('onRequest', async (request, reply) => reply.code(200).type('application/json').send(body))
+    t.teardown(() => fake.close())
+    const base = await fake.listen({ host: '127.0.0.1', port: 0 })
+    const host = await hostApp(t, server, {
+      jwks: await jwksOf(server),
+      introspection: { url: `${base}/auth/introspect`, clientId: 'orders-api', clientSecret: INTROSPECTION_SECRET, cacheTtl: 0 }
+    })
+    const res = await orders(host, bearer(tokens.access_token))
+    t.equal(res.statusCode, 503, `answer ${body}: 503`)
+    t.equal(res.headers['retry-after'], '5', `answer ${body}: Retry-After`)
+  }
 })
