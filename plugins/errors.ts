@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { DependencyError, MALFORMED_JSON_MESSAGE, OAuthError, RateLimitedError, TollgateError, challengeOf, isMalformedJson } from '../src/errors.js'
+import { DependencyError, OAuthError, RateLimitedError, TollgateError, challengeOf, isMalformedJson, malformedJsonMessage } from '../src/errors.js'
 import { logSafeError } from '../src/log-safe-error.js'
 
 // Codes for the 4xx errors Fastify and its plugins raise, so no library code reaches a client.
@@ -59,7 +59,7 @@ export function handleError (error: FastifyError, request: FastifyRequest, reply
   const own = (error as unknown) instanceof TollgateError
   const code = own ? error.code : CODE_BY_STATUS[status] ?? 'INVALID_REQUEST'
   // Validation messages name the field and rule ("body/email must match format"), which helps clients.
-  const message = own || error.validation ? error.message : isMalformedJson(error) ? MALFORMED_JSON_MESSAGE : statusText(status)
+  const message = own || error.validation ? error.message : isMalformedJson(error) ? malformedJsonMessage(error) : statusText(status)
   return reply.code(status).send({ statusCode: status, code, error: statusText(status), message })
 }
 

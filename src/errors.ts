@@ -116,6 +116,17 @@ export class DependencyError extends Error {
 /** What a client is told when its JSON body does not parse. */
 export const MALFORMED_JSON_MESSAGE = 'The request body is not valid JSON'
 
+/** Valid JSON that names `__proto__`, or `constructor` with `prototype`: refused against prototype poisoning. */
+export class ForbiddenJsonKeyError extends SyntaxError {
+  readonly statusCode = 400
+  constructor () { super('The request body has a member named __proto__, or constructor with a member named prototype: such bodies are refused') }
+}
+
+/** The message for a body the JSON parser refused (see isMalformedJson). */
+export function malformedJsonMessage (error: Error): string {
+  return error instanceof ForbiddenJsonKeyError ? error.message : MALFORMED_JSON_MESSAGE
+}
+
 /** A body sent as JSON that does not parse (or is empty): Fastify's parser errors, by their marks. */
 export function isMalformedJson (error: { code?: string, statusCode?: number }): boolean {
   return error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||

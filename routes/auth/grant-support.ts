@@ -1,6 +1,6 @@
 import formbody from '@fastify/formbody'
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
-import { MALFORMED_JSON_MESSAGE, OAuthError, TollgateError, isMalformedJson } from '../../src/errors.js'
+import { OAuthError, TollgateError, isMalformedJson, malformedJsonMessage } from '../../src/errors.js'
 import type { Client } from '../../src/sessions/session-service.js'
 
 /** RFC 6749 §5.1: a token response is never cached. */
@@ -37,7 +37,7 @@ export function oauthRequestErrors (error: FastifyError): never {
   const status = error.statusCode ?? 500
   const own = (error as unknown) instanceof OAuthError || (error as unknown) instanceof TollgateError
   if (error.validation || (status >= 400 && status < 500 && !own)) {
-    const description = error.validation ? error.message : isMalformedJson(error) ? MALFORMED_JSON_MESSAGE : 'The request body is not a valid token request'
+    const description = error.validation ? error.message : isMalformedJson(error) ? malformedJsonMessage(error) : 'The request body is not a valid token request'
     throw new OAuthError('invalid_request', description)
   }
   throw error

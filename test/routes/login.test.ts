@@ -177,3 +177,15 @@ t.test('a body that is not valid JSON gets a message that says so', async t => {
   const refreshed = await app.inject({ method: 'POST', url: '/auth/refresh', headers: { 'content-type': 'application/json' }, payload: '{bad' })
   t.same(refreshed.json(), { error: 'invalid_request', error_description: 'The request body is not valid JSON' }, 'in the OAuth shape on the token endpoint')
 })
+
+t.test('valid JSON with a __proto__ or constructor.prototype member is refused, and the message says why', async t => {
+  const app = await build(t)
+  const message = 'The request body has a member named __proto__, or constructor with a member named prototype: such bodies are refused'
+  for (const payload of ['{"email":"a@example.com","password":"x","__proto__":{"roles":["admin"]}}', '{"email":"a@example.com","password":"x","constructor":{"prototype":{}}}']) {
+    const res = await app.inject({ method: 'POST', url: '/auth/login', headers: { 'content-type': 'application/json' }, payload })
+    t.equal(res.statusCode, 400)
+    t.same(res.json(), { statusCode: 400, code: 'INVALID_REQUEST', error: 'Bad Request', message }, payload)
+  }
+  const refreshed = await app.inject({ method: 'POST', url: '/auth/refresh', headers: { 'content-type': 'application/json' }, payload: '{"refresh_token":"x","__proto__":{}}' })
+  t.same(refreshed.json(), { error: 'invalid_request', error_description: message }, 'in the OAuth shape on the token endpoint')
+})
