@@ -34,6 +34,13 @@ t.test('docker-compose.yml runs the app, PostgreSQL 16 and Redis 7 with AOF', as
   t.equal(services.postgres?.image, 'postgres:16')
   t.equal(services.redis?.image, 'redis:7')
 
+  // The image's first start runs a socket-only server for its init scripts: readiness must be asked over TCP.
+  const postgresCheck = (services.postgres as { healthcheck?: { test?: string[] } } | undefined)?.healthcheck?.test ?? []
+  t.match(postgresCheck.at(-1), /^pg_isready -h 127\.0\.0\.1 /, `postgres is healthy once it answers over TCP: ${JSON.stringify(postgresCheck)}`)
+  // The same check, against this machine's PostgreSQL (user and database as here).
+  const check = String(postgresCheck.at(-1)).replace('-U tollgate -d tollgate', '-U root -d postgres')
+  await t.resolves(promisify(execFile)('sh', ['-c', check]), `${check} succeeds against a running server`)
+
   const command = services.redis?.command
   const args = Array.isArray(command) ? command.map(String) : String(command ?? '').split(/\s+/)
   const at = args.indexOf('--appendonly')
