@@ -23,7 +23,8 @@ export interface HttpSecurityOptions {
   corsOrigins: string[]
   /**
    * Cookie mode (REFRESH_COOKIE): those origins, and only those, may send credentials (the refresh
-   * cookie) and the X-CSRF-Token header, and read the X-CSRF-Token response header.
+   * cookie) and the X-CSRF-Token header, and read the X-CSRF-Token response header (besides
+   * Retry-After and WWW-Authenticate, exposed in either mode).
    */
   credentials?: boolean
 }
@@ -49,7 +50,9 @@ export default fp(async function httpSecurityPlugin (fastify, { corsOrigins, cre
     allowedHeaders: credentials ? ['authorization', 'content-type', 'x-csrf-token'] : ['authorization', 'content-type'],
     // Without cookie mode tokens travel in headers and bodies only, so no credentials are allowed.
     credentials,
-    ...(credentials && { exposedHeaders: ['x-csrf-token'] }),
+    // A page reads only safelisted response headers unless told: Retry-After (429, 503) and the
+    // Bearer challenge (401) are part of the answers it must act on.
+    exposedHeaders: credentials ? ['retry-after', 'www-authenticate', 'x-csrf-token'] : ['retry-after', 'www-authenticate'],
     maxAge: 600
   })
 }, { name: 'tollgate-http-security', fastify: '5.x' })

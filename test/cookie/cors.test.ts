@@ -39,6 +39,7 @@ t.test('cookie mode: credentials and X-CSRF-Token for the listed origins only, n
   t.equal(login.headers['access-control-allow-origin'], APP)
   t.equal(login.headers['access-control-allow-credentials'], 'true', 'so the browser keeps the cookies it sets')
   t.match(login.headers['access-control-expose-headers'], /x-csrf-token/i, 'and the script may read X-CSRF-Token: it cannot read another origin\'s cookie')
+  t.match(login.headers['access-control-expose-headers'], /retry-after/i, 'and Retry-After')
 
   const refreshed = await b.request({ method: 'POST', url: '/auth/refresh', headers: { origin: APP, 'x-csrf-token': login.headers['x-csrf-token'] as string } })
   t.equal(refreshed.statusCode, 200, 'refresh through the cookie from the app\'s origin')

@@ -29,6 +29,13 @@ t.test('CORS: only the origins of CORS_ORIGINS get Access-Control headers', asyn
   const other = await app.inject({ method: 'GET', url: '/health/live', headers: { origin: 'https://evil.example' } })
   t.equal(other.statusCode, 200)
   t.notOk(other.headers['access-control-allow-origin'], 'an unlisted origin gets no CORS grant')
+
+  // The page must be able to read what tells it how to act on a 401 or a 429.
+  const unauthorized = await app.inject({ method: 'GET', url: '/users/me', headers: { origin: 'https://app.example.com' } })
+  t.equal(unauthorized.statusCode, 401)
+  t.ok(unauthorized.headers['www-authenticate'])
+  t.same(String(unauthorized.headers['access-control-expose-headers']).toLowerCase().split(/,\s*/).sort(), ['retry-after', 'www-authenticate'],
+    'Retry-After and WWW-Authenticate are readable from the page')
 })
 
 t.test('CORS off by default', async t => {
