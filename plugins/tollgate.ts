@@ -280,8 +280,13 @@ async function tollgateHttp (scope: FastifyInstance, { corsOrigins, refreshCooki
 
   // Docs, registered before the routes so that they see them all. Without them, Tollgate's routes
   // stay out of a host's own @fastify/swagger document too (its onRoute hook sees them).
-  if (docs) await scope.register(swaggerPlugin, { refreshCookie })
-  else scope.addHook('onRoute', function hideFromHostDocs (route) { route.schema = { ...route.schema, hide: true } })
+  if (docs) {
+    // Two @fastify/swagger in one app break the host's document (a TypeError in its swagger()).
+    if (scope.hasDecorator('swagger')) throw new OptionsError(['docs: your app registers @fastify/swagger already, and one app cannot serve two; leave docs unset'])
+    await scope.register(swaggerPlugin, { refreshCookie })
+  } else {
+    scope.addHook('onRoute', function hideFromHostDocs (route) { route.schema = { ...route.schema, hide: true } })
+  }
 
   await scope.register(authRoutes, { prefix: '/auth' })
   await scope.register(usersRoutes, { prefix: '/users' })

@@ -254,6 +254,9 @@ export function configFromOptions (options: TollgateOptions): Config {
   if (options.tokenStore !== undefined && typeof options.tokenStore?.isAccessAllowed !== 'function') {
     problems.push('tokenStore: expected a TokenStore (see tollgate/token-store)')
   }
+  if (options.tokenStore !== undefined && options.redisWaitReplicas !== undefined && options.redisWaitReplicas !== 0) {
+    problems.push('redisWaitReplicas: applies to Tollgate\'s own Redis token store, not to a `tokenStore` of yours (make its writes durable there)')
+  }
   if (options.clock !== undefined && typeof options.clock !== 'function') problems.push('clock: expected a function that returns milliseconds since the epoch')
   for (const name of ['docs', 'health'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'boolean') problems.push(`${name}: expected true or false`)

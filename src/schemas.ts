@@ -7,7 +7,7 @@ export const EmailSchema = Type.String({
   format: 'email',
   minLength: 3,
   maxLength: 254,
-  description: 'Compared case-insensitively; stored trimmed and lower-case'
+  description: 'Compared case-insensitively and stored lower-case; surrounding spaces are refused (trim it before sending)'
 })
 
 export const PasswordSchema = Type.String({ $id: 'Password', minLength: 8, maxLength: 128 })

@@ -10,7 +10,7 @@ const registerRoute: FastifyPluginAsyncTypebox = async function registerRoute (f
     schema: {
       tags: ['auth'],
       summary: 'Create an account',
-      description: 'Creates an account and returns it, without logging in: call login next. The email is stored trimmed and lower-case, and the password takes 8 to 128 characters. A link to verify the address is mailed to it (`APP_URL/verify-email?token=…`, see POST /auth/email/verify).',
+      description: 'Creates an account and returns it, without logging in: call login next. The email is stored lower-case (surrounding spaces are refused), and the password takes 8 to 128 characters. A link to verify the address is mailed to it (`APP_URL/verify-email?token=…`, see POST /auth/email/verify).',
       operationId: 'register',
       security: PUBLIC_SECURITY,
       body: Type.Object({

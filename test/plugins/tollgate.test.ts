@@ -373,7 +373,8 @@ t.test('options', async t => {
       [{ redis: 42 }, /redis: expected a redis:\/\/ or rediss:\/\/ URL/],
       [{ redis: { url: 'redis://127.0.0.1' } }, /redis: expected a redis:\/\/ URL or an ioredis client/],
       [{ constructor: 'x' }, /constructor: not an option of tollgate/],
-      [{ tokenStore: {} }, /tokenStore: expected a TokenStore/]
+      [{ tokenStore: {} }, /tokenStore: expected a TokenStore/],
+      [{ tokenStore: createMemoryTokenStore({ idleTtl: 1000, reuseInterval: 0, absoluteTtl: 2000 }), redisWaitReplicas: 1 }, /redisWaitReplicas: applies to Tollgate's own Redis token store/]
     ] as const) {
       const app = Fastify()
       t.teardown(() => app.close())
@@ -491,6 +492,14 @@ t.test('a host with its own @fastify/swagger: Tollgate\'s routes stay out of its
   })
   const document = app.swagger() as { paths: Record<string, unknown> }
   t.same(Object.keys(document.paths), ['/products'], 'only the host\'s own routes')
+})
+
+t.test('docs beside a host\'s own @fastify/swagger is an option error that says what to do', async t => {
+  const options = await pluginOptions(t, { prefix: '/id', docs: true })
+  const err = await host(t, options, { before: (app) => app.register(swagger, { openapi: { info: { title: 'Shop', version: '1.0.0' } } }) })
+    .then(() => null, (err: Error) => err)
+  t.equal(err?.name, 'OptionsError')
+  t.match(err?.message, /docs: your app registers @fastify\/swagger already.*leave docs unset/)
 })
 
 t.test('docs and health: off by default, on when set', async t => {
