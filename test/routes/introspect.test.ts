@@ -251,6 +251,9 @@ t.test('client authentication: 401 with a Basic challenge, whatever is wrong', a
     ['a Bearer token instead of Basic', bearer(token).authorization],
     ['a Bearer token of the client secret', `Bearer ${PLAIN.secret}`],
     ['an unknown id', basic({ id: 'nobody', secret: PLAIN.secret })],
+    // The secret an unknown id is compared with (so that it costs the same time) is in the source.
+    ['an unknown id with the stand-in secret of unknown ids', basic({ id: 'nobody', secret: 'tollgate: no such client' })],
+    ['a known id with the stand-in secret of unknown ids', basic({ id: PLAIN.id, secret: 'tollgate: no such client' })],
     ['the id in another case', basic({ id: PLAIN.id.toUpperCase(), secret: PLAIN.secret })],
     ['the right id, a wrong secret', basic({ id: PLAIN.id, secret: `${PLAIN.secret}x` })],
     ['the right id, its secret cut by one', basic({ id: PLAIN.id, secret: PLAIN.secret.slice(0, -1) })],
