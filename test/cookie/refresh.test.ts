@@ -1,7 +1,11 @@
 // Cookie mode (REFRESH_COOKIE=true), login and refresh, end to end with real cookies: what login
 // sets, rotation through the cookie behind the double-submit CSRF check, refusals that rotate
 // nothing, and reuse of a rotated cookie, which ends the session and expires the cookies.
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
+import { HUNG_FOR_MS, appWithHungWrites } from '../faults/hung-writes.js'
+import { startRedisServer } from '../faults/redis-server.js'
+import { eventually } from '../faults/support.js'
 import { bearer, build, type TestApp } from '../helper.js'
 import {
   INVALID_GRANT, TOKEN_RESPONSE_KEYS, expectAccessRevoked, expectAccessWorks, expectOAuthError, expectRefreshWorks, expectTokenResponse, jtiOf, sidOf
@@ -133,6 +137,48 @@ t.test('without the CSRF header, or with a wrong one: 403, and nothing is rotate
   t.equal(refreshTokenOf(b), token, 'the browser still holds it')
   const res = await refreshByCookie(b)
   t.equal(res.statusCode, 200, 'and it still works afterwards (strict reuse detection would have ended the session otherwise)')
+})
+
+t.test('X-CSRF-Token must equal the CSRF cookie: a valid token in the header and another in the cookie is 403', async t => {
+  const app = await build(t, { config: { REFRESH_COOKIE: true } })
+  const { user, b } = await loggedInBrowser(t, app)
+  const token = refreshTokenOf(b)
+  const csrf = b.jar.csrfToken as string
+  expectCsrfRefused(t, await app.inject({
+    method: 'POST',
+    url: '/auth/refresh',
+    headers: { cookie: `${REFRESH_COOKIE}=${token}; ${CSRF_COOKIE}=something-else`, 'x-csrf-token': csrf }
+  }), 'the session\'s CSRF token in the header, another value in the cookie')
+  // The double-submit check comes first: an unusable refresh cookie with a mismatch is the 403, and
+  // no cookie is cleared.
+  expectCsrfRefused(t, await app.inject({
+    method: 'POST',
+    url: '/auth/refresh',
+    headers: { cookie: `${REFRESH_COOKIE}=not-a-jwt; ${CSRF_COOKIE}=a`, 'x-csrf-token': 'b' }
+  }), 'a garbage refresh cookie, header and cookie differing')
+  t.strictSame(await app.tollgate.tokenStore.liveRefreshJtis(user.id), [jtiOf(token)], 'nothing rotated')
+})
+
+t.test('a refresh that fails for an outage (503) keeps the cookies: the token is still good', async t => {
+  const server = await startRedisServer(t)
+  // The rotation itself meets the outage (its rate-limit count has passed): the handler's own 503.
+  const { app, hangBeforeNextWrite } = await appWithHungWrites(t, server, { refreshCookie: true })
+  const user = await registerUser(app)
+  const b = browser(app)
+  t.equal((await logIn(b, user.email, user.password)).statusCode, 200, 'login: 200')
+  hangBeforeNextWrite()
+  let res
+  try {
+    res = await refreshByCookie(b)
+  } finally {
+    await sleep(HUNG_FOR_MS)
+    server.resume()
+  }
+  t.equal(res.statusCode, 503, 'the rotation hangs: 503')
+  t.equal(res.headers['retry-after'], '5')
+  t.strictSame(setCookies(res), [], 'no cookie is cleared or set')
+  const after = await eventually('the same cookie, once Redis answers', 200, () => refreshByCookie(b))
+  t.equal(after.statusCode, 200, 'the same cookie refreshes (the late rotation was dropped)')
 })
 
 t.test('the CSRF token of another session does not pass', async t => {

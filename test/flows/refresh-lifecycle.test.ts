@@ -1,7 +1,8 @@
 // The refresh-token lifecycle as a client sees it (issue #3 item 6), with the Redis allowlist
 // `<prefix>:{<uid>}:rt` checked after every step against the refresh tokens that still work.
+import { Writable } from 'node:stream'
 import t from 'tap'
-import { bearer, claimsOf, login, refresh, registerAndLogin } from '../helper.js'
+import { bearer, build, claimsOf, login, refresh, registerAndLogin } from '../helper.js'
 import {
   allowlist, buildWithStore, expectAccessRevoked, expectAccessWorks, expectAllowlist, expectNoContent, expectOAuthError,
   expectRefreshRejected, expectRefreshWorks, expectTokenResponse, jtiOf, refreshJson, rtKey, sidOf, userKey
@@ -159,6 +160,21 @@ t.test('interval 0: replaying a rotated-out refresh token revokes its whole sess
   await expectAccessWorks(t, app, other.access_token, userId, 'the other session')
   const otherNext = await expectRefreshWorks(t, app, other.refresh_token, 'the other session refresh')
   await expectAllowlist(t, store, userId, [otherNext.refresh_token], 'after the other session rotated')
+})
+
+t.test('a replay is logged for operators (who, which session, never the token); other refusals are not', async t => {
+  const lines: string[] = []
+  const logStream = new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } })
+  const app = await build(t, { config: { REFRESH_REUSE_INTERVAL: 0, LOG_LEVEL: 'warn' }, logStream })
+  const { userId, tokens: first } = await registerAndLogin(app)
+  await expectRefreshRejected(t, app, 'not-a-token', 'garbage')
+  await expectRefreshWorks(t, app, first.refresh_token, 'rotation')
+  t.same(lines.filter(line => line.includes('reuse')), [], 'no reuse logged before the replay')
+  await expectRefreshRejected(t, app, first.refresh_token, 'the replay')
+  const reuse = lines.map(line => JSON.parse(line) as Record<string, unknown>).filter(line => line.msg === 'refresh token reuse: session revoked')
+  t.equal(reuse.length, 1, 'one line')
+  t.match(reuse[0], { level: 40, userId, sid: sidOf(first.refresh_token) }, 'a warning naming the user and the session')
+  t.notOk(lines.join('').includes(first.refresh_token.split('.')[2] as string), 'no token in the log')
 })
 
 t.test('interval 10: a replay within the interval gets the same successor; an older one revokes the session', async t => {
