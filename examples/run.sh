@@ -75,6 +75,9 @@ install_example () {
   done
 
   (cd "$dir" && npm exec --no -- tsc -p .)
+  # Also as a stricter project types it: optional options must take `process.env.X` (string | undefined).
+  # skipLibCheck there, since MikroORM's own declarations do not compile under exactOptionalPropertyTypes.
+  (cd "$dir" && npm exec --no -- tsc -p . --noEmit --exactOptionalPropertyTypes --skipLibCheck)
 }
 
 # Runs a smoke script of an example, bounded; extra arguments are environment assignments.

@@ -13,9 +13,9 @@ export { REDIS_CLIENT_OPTIONS as redisClientOptions, REDIS_CLUSTER_OPTIONS as re
 
 export interface TollgateVerifyOptions {
   /** The Tollgate server's JWKS URL (`…/.well-known/jwks.json`): fetched at registration, and again for an unknown `kid`. */
-  jwksUrl?: string
+  jwksUrl?: string | undefined
   /** The server's keys inline, instead of `jwksUrl` (never fetched again). */
-  jwks?: Jwks
+  jwks?: Jwks | undefined
   /** The server's `issuer` (JWT_ISSUER): required, since a mismatch refuses every token. */
   issuer: string
   /** The server's `audience` (JWT_AUDIENCE): required. */
@@ -25,32 +25,32 @@ export interface TollgateVerifyOptions {
    * server's revocations in one round trip, so a logout counts here at once. Create it with
    * `redisClientOptions` so an outage answers 503 at once. You own it; it is never closed here.
    */
-  redis?: RedisClient
+  redis?: RedisClient | undefined
   /**
    * For a service that cannot reach the server's Redis: ask the server's `POST …/auth/introspect`
    * (RFC 7662) as one of its INTROSPECTION_CLIENTS. A live answer is trusted for `cacheTtl`
    * seconds (default 5), so a logout counts here within that; an unreachable server is 503.
    */
-  introspection?: { url: string, clientId: string, clientSecret: string, cacheTtl?: number }
+  introspection?: { url: string, clientId: string, clientSecret: string, cacheTtl?: number | undefined } | undefined
   /**
    * Verify statelessly, without Redis or introspection: a token stays accepted after logout,
    * logout-all or a password change until it expires (the server's accessTokenTtl, 10 minutes by
    * default). Exactly one of `redis`, `introspection` and this must be given.
    */
-  acceptRevokedTokensUntilExpiry?: boolean
+  acceptRevokedTokensUntilExpiry?: boolean | undefined
   /** The server's `redisKeyPrefix` (REDIS_KEY_PREFIX). Default `tollgate`. */
-  redisKeyPrefix?: string
+  redisKeyPrefix?: string | undefined
   /** The server's `accessTokenTtl`, seconds: a longer-lived token is refused. Default 600. */
-  maxTokenLifetime?: number
+  maxTokenLifetime?: number | undefined
   /** Least time between two fetches of the JWKS for unknown kids, seconds. Default 60. */
-  jwksCooldown?: number
+  jwksCooldown?: number | undefined
   /**
    * How old the JWKS fetched from `jwksUrl` may get, seconds (at least 1): then it is fetched again
    * before the next token is verified, so a key withdrawn from it (say, leaked) stops verifying here
    * within this time, without a restart. A fetch that fails keeps the keys in use until the next
    * try, a max age later. Default 300.
    */
-  jwksMaxAge?: number
+  jwksMaxAge?: number | undefined
 }
 
 const DEFAULT_REDIS_KEY_PREFIX = 'tollgate'

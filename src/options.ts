@@ -10,83 +10,83 @@ import type { TokenStore } from './token-store/index.js'
  */
 export interface TollgateOptions {
   /** URL prefix of every Tollgate route: `/id` serves `/id/auth/login`, `/id/.well-known/jwks.json`… Default none. */
-  prefix?: string
+  prefix?: string | undefined
   /** The exact `iss` of every token (JWT_ISSUER). Default `tollgate`. */
-  issuer?: string
+  issuer?: string | undefined
   /** The `aud` of access tokens (JWT_AUDIENCE). Default `tollgate-api`. */
-  audience?: string
+  audience?: string | undefined
   /** A postgres:// URL for the users (DATABASE_URL). Unset: PGlite under `dataDir`. */
-  databaseUrl?: string
+  databaseUrl?: string | undefined
   /**
    * Apply pending migrations while the app boots, `app.ready()` waiting for them (MIGRATE_AT_START).
    * Default true. On PostgreSQL, instances booting together take turns (an advisory lock, waited
    * for up to 60 s). Turn it off when your deployment runs `npm run migrate` as a step of its own;
    * until that has run, requests that reach the users' table fail.
    */
-  migrateAtStart?: boolean
+  migrateAtStart?: boolean | undefined
   /**
    * Redis for sessions, revocation and rate limits: a redis:// URL (REDIS_URL; Tollgate creates and
    * closes the client) or an ioredis 5 or 6 client you own, such as @fastify/redis's `app.redis`
    * (create it with `redisClientOptions` so an outage answers 503 at once). Unset: in-process store.
    */
-  redis?: string | RedisClient
+  redis?: string | RedisClient | undefined
   /**
    * A Redis Cluster instead of one Redis (REDIS_CLUSTER_NODES): seed nodes as `host:port` strings
    * (or one comma-separated string). Tollgate creates and closes an ioredis Cluster client; to hand
    * over a Cluster client of your own, pass it as `redis`. Exclusive with `redis` and `redisSentinels`.
    */
-  redisClusterNodes?: string | string[]
+  redisClusterNodes?: string | string[] | undefined
   /**
    * Redis behind Sentinel (REDIS_SENTINELS): the sentinels as `host:port` strings (or one
    * comma-separated string), with `redisSentinelName`. Tollgate asks them for the master, and
    * follows a failover without a restart. Exclusive with `redis` and `redisClusterNodes`.
    */
-  redisSentinels?: string | string[]
+  redisSentinels?: string | string[] | undefined
   /** The master group name the sentinels monitor (REDIS_SENTINEL_NAME); required with `redisSentinels`. */
-  redisSentinelName?: string
+  redisSentinelName?: string | undefined
   /** ACL user of the cluster nodes, or of the master and replicas behind the sentinels (REDIS_USERNAME). */
-  redisUsername?: string
+  redisUsername?: string | undefined
   /** Password of the cluster nodes, or of the master and replicas behind the sentinels (REDIS_PASSWORD). */
-  redisPassword?: string
+  redisPassword?: string | undefined
   /** ACL user of the sentinels themselves (REDIS_SENTINEL_USERNAME). */
-  redisSentinelUsername?: string
+  redisSentinelUsername?: string | undefined
   /** Password of the sentinels themselves (REDIS_SENTINEL_PASSWORD). */
-  redisSentinelPassword?: string
+  redisSentinelPassword?: string | undefined
   /** TLS to the cluster nodes, or to the sentinels and their master and replicas (REDIS_TLS). Default false. */
-  redisTls?: boolean
+  redisTls?: boolean | undefined
   /** CA certificates (PEM) the Redis servers' certificates chain to, with `redisTls` (REDIS_TLS_CA). Default: Node's CAs. */
-  redisTlsCa?: string
+  redisTlsCa?: string | undefined
   /**
    * Replicas that must hold each revocation (logout, logout-all, ending a session, revoking a token)
    * before it is acknowledged, checked with Redis WAIT (REDIS_WAIT_REPLICAS). Without them a failover
    * to a replica that was behind can bring a revoked session back. Only with `redis` as a URL or
    * `redisSentinels`. Default 0.
    */
-  redisWaitReplicas?: number
+  redisWaitReplicas?: number | undefined
   /** Start of every Redis key (REDIS_KEY_PREFIX), so deployments can share a Redis. Default `tollgate`. */
-  redisKeyPrefix?: string
+  redisKeyPrefix?: string | undefined
   /** A token store of your own, instead of the Redis or in-process one (see `tollgate/token-store`). */
-  tokenStore?: TokenStore
+  tokenStore?: TokenStore | undefined
   /** Where the embedded default keeps PGlite, its token store and generated keys (DATA_DIR). Default `./.data`. */
-  dataDir?: string
+  dataDir?: string | undefined
   /** `EdDSA` (default: others verify with the JWKS) or `HS256` (ACCESS_TOKEN_ALG). */
-  accessTokenAlg?: 'EdDSA' | 'HS256'
+  accessTokenAlg?: 'EdDSA' | 'HS256' | undefined
   /** Ed25519 private key, PEM, that signs access tokens (ACCESS_TOKEN_PRIVATE_KEY). Unset: generated into `dataDir`. */
-  accessTokenPrivateKey?: string
+  accessTokenPrivateKey?: string | undefined
   /** More Ed25519 public keys (PEM) that verify and are published, for key rotation (ACCESS_TOKEN_PUBLIC_KEYS). */
-  accessTokenPublicKeys?: string
+  accessTokenPublicKeys?: string | undefined
   /** HS256 secret for access tokens, 32+ characters (ACCESS_TOKEN_SECRET); only with `accessTokenAlg: 'HS256'`. */
-  accessTokenSecret?: string
+  accessTokenSecret?: string | undefined
   /** HS256 secret for refresh tokens, 32+ characters (REFRESH_TOKEN_SECRET). Unset: generated into `dataDir`. */
-  refreshTokenSecret?: string
+  refreshTokenSecret?: string | undefined
   /** Access token lifetime, seconds (ACCESS_TOKEN_TTL). Default 600. */
-  accessTokenTtl?: number
+  accessTokenTtl?: number | undefined
   /** Absolute session lifetime, seconds; rotation never extends it (REFRESH_TOKEN_TTL). Default 30 days. */
-  refreshTokenTtl?: number
+  refreshTokenTtl?: number | undefined
   /** Session idle timeout, seconds (REFRESH_IDLE_TTL). Default 7 days. */
-  refreshIdleTtl?: number
+  refreshIdleTtl?: number | undefined
   /** Seconds a rotated refresh token still gets the same successor; 0 = strict (REFRESH_REUSE_INTERVAL). Default 10. */
-  refreshReuseInterval?: number
+  refreshReuseInterval?: number | undefined
   /**
    * Cookie mode for browser apps (REFRESH_COOKIE). Default false. When true, login and refresh set
    * the refresh token in an HttpOnly, Secure, SameSite=Strict cookie scoped to `<prefix>/auth/refresh`,
@@ -94,38 +94,38 @@ export interface TollgateOptions {
    * the cookie when the body has no token, and then require an `X-CSRF-Token` header equal to the
    * CSRF cookie (403 otherwise). With `corsOrigins`, CORS allows credentials for those origins.
    */
-  refreshCookie?: boolean
+  refreshCookie?: boolean | undefined
   /**
    * Origins allowed to call Tollgate's routes from a browser (CORS_ORIGINS). Default none. Leave it
    * unset when your app registers @fastify/cors itself: its policy then covers Tollgate's routes.
    * With refreshCookie, list https:// origins: an http:// one other than loopback gets a warning at boot.
    */
-  corsOrigins?: string | string[]
+  corsOrigins?: string | string[] | undefined
   /** Requests per client IP per window to login, register and refresh, each (RATE_LIMIT_MAX). Default 30. */
-  rateLimitMax?: number
+  rateLimitMax?: number | undefined
   /** That window, seconds (RATE_LIMIT_WINDOW). Default 60. */
-  rateLimitWindow?: number
+  rateLimitWindow?: number | undefined
   /** Login attempts per account per window (ACCOUNT_RATE_LIMIT_MAX). Default 10. */
-  accountRateLimitMax?: number
+  accountRateLimitMax?: number | undefined
   /** That window, seconds (ACCOUNT_RATE_LIMIT_WINDOW). Default 900. */
-  accountRateLimitWindow?: number
+  accountRateLimitWindow?: number | undefined
   /** argon2 operations at once (PASSWORD_HASH_CONCURRENCY). Default 4. */
-  passwordHashConcurrency?: number
+  passwordHashConcurrency?: number | undefined
   /** argon2 operations allowed to wait; beyond it 503 (PASSWORD_HASH_QUEUE). Default 64. */
-  passwordHashQueue?: number
+  passwordHashQueue?: number | undefined
   /**
    * Tollgate's public base URL, such as `https://id.example.com` (PUBLIC_URL): the absolute URLs of
    * the RFC 8414 metadata start with it (and the prefix). Unset: the issuer when it is a URL.
    */
-  publicUrl?: string
+  publicUrl?: string | undefined
   /**
    * Clients that may call `POST <prefix>/auth/introspect` (RFC 7662) with HTTP Basic, as
    * comma-separated `id:secret` pairs, secrets of 32+ characters (INTROSPECTION_CLIENTS).
    * Unset: the endpoint does not exist.
    */
-  introspectionClients?: string
+  introspectionClients?: string | undefined
   /** Introspection requests per client per `rateLimitWindow` (INTROSPECTION_RATE_LIMIT_MAX). Default 6000. */
-  introspectionRateLimitMax?: number
+  introspectionRateLimitMax?: number | undefined
   /**
    * The SMTP server that sends the verification and password-reset mails (SMTP_URL):
    * `smtp://[user:password@]host[:port]` (STARTTLS, required unless the host is loopback) or
@@ -133,32 +133,32 @@ export interface TollgateOptions {
    * mail is written to the log at `info` as a development outbox; with it, mail is off (each dropped
    * mail is logged as a warning, without its link).
    */
-  smtpUrl?: string
+  smtpUrl?: string | undefined
   /**
    * `false` lets an `smtp://` relay without credentials on another host take mail without STARTTLS
    * (a relay on a private network you trust): links then cross it in clear text (SMTP_REQUIRE_TLS).
    * Default true.
    */
-  smtpRequireTls?: boolean
+  smtpRequireTls?: boolean | undefined
   /** The From of every mail (MAIL_FROM), such as `Example <no-reply@example.com>`. Default `Tollgate <no-reply@localhost>`. */
-  mailFrom?: string
+  mailFrom?: string | undefined
   /**
    * Your front end's base URL, without a trailing slash (APP_URL): mailed links point to
    * `<appUrl>/verify-email?token=…` and `<appUrl>/reset-password?token=…`. Default `http://localhost:3000`.
    */
-  appUrl?: string
+  appUrl?: string | undefined
   /** Refuse login (403 `EMAIL_NOT_VERIFIED`, only after a correct password) until the email is verified (REQUIRE_VERIFIED_EMAIL). Default false. */
-  requireVerifiedEmail?: boolean
+  requireVerifiedEmail?: boolean | undefined
   /**
    * The clock of the one-time mailed tokens (email verification, password reset), in milliseconds
    * since the epoch: when they are issued and when they expire. For tests; default `Date.now`.
    * Sessions and JWTs keep the real time.
    */
-  clock?: () => number
+  clock?: (() => number) | undefined
   /** Serve Swagger UI at `<prefix>/docs` and the OpenAPI document at `<prefix>/docs/json`. Default false. */
-  docs?: boolean
+  docs?: boolean | undefined
   /** Serve `<prefix>/health/live` and `<prefix>/health/ready`. Default false. */
-  health?: boolean
+  health?: boolean | undefined
 }
 
 /** Each option that mirrors a configuration variable, and that variable. */

@@ -23,7 +23,7 @@ async function call (base: string, method: string, path: string, { body, token }
   const res = await fetch(base + path, {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined ? null : JSON.stringify(body),
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)
   })
   const text = await res.text()

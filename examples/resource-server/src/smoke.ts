@@ -32,7 +32,7 @@ async function call (url: string, { method = 'GET', body, token }: { method?: st
   const res = await fetch(url, {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined ? null : JSON.stringify(body),
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)
   })
   const text = await res.text()
