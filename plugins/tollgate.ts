@@ -78,6 +78,10 @@ async function tollgate (fastify: FastifyInstance, options: TollgateOptions) {
   const keys = await loadKeys(config)
   if (keys.generated.length > 0) {
     fastify.log.warn({ files: keys.generated }, 'generated signing keys; set the access and refresh keys in production')
+  } else if (keys.files.length > 0 && (config.REDIS_URL || config.REDIS_CLUSTER_NODES || config.REDIS_SENTINELS || typeof options.redis === 'object' || options.tokenStore)) {
+    // A shared token store means other instances may serve the same users: each one's own generated
+    // keys would refuse the others' tokens.
+    fastify.log.warn({ files: keys.files }, 'signing keys read from DATA_DIR: every instance that shares this token store needs the same keys; set the access and refresh keys (ACCESS_TOKEN_PRIVATE_KEY, REFRESH_TOKEN_SECRET)')
   }
   const corsOrigins = config.CORS_ORIGINS.split(',').filter(Boolean)
   const insecureOrigins = config.REFRESH_COOKIE ? plainHttpOrigins(corsOrigins) : []

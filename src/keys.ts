@@ -21,6 +21,8 @@ export interface KeyMaterial {
   refreshSecret: string
   /** Files written on this start (first start of the embedded default). */
   generated: string[]
+  /** Key files under DATA_DIR in use, written on this start or an earlier one. */
+  files: string[]
 }
 
 /** The settings keys come from (a Config has them all). */
@@ -39,10 +41,12 @@ export interface KeySettings {
  */
 export async function loadKeys (config: KeySettings): Promise<KeyMaterial> {
   const generated: string[] = []
+  const files: string[] = []
   const dir = join(config.DATA_DIR, 'keys')
   // A file found damaged (emptied by a crash, edited by hand) stops the start with its path.
   const keep = async <T>(file: string, make: () => string, use: (value: string) => T): Promise<T> => {
     const path = join(dir, file)
+    files.push(path)
     const found = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err
       return undefined
@@ -85,7 +89,7 @@ export async function loadKeys (config: KeySettings): Promise<KeyMaterial> {
   const otherPublicKeys = (parsePublicKeys(config.ACCESS_TOKEN_PUBLIC_KEYS ?? '') ?? [])
     .map(ed25519PublicKey)
     .filter((key, i, all) => key.kid !== access.kid && all.findIndex(k => k.kid === key.kid) === i)
-  return { access, otherPublicKeys, refreshSecret, generated }
+  return { access, otherPublicKeys, refreshSecret, generated, files }
 }
 
 /** The JWKS (RFC 7517): public keys only, the signing key first; an HS256 deployment publishes none. */

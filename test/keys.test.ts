@@ -3,9 +3,12 @@
 // as it is (store review).
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
 import t from 'tap'
+import tollgate, { type TollgateOptions } from '../plugins/tollgate.js'
 import { loadKeys } from '../src/keys.js'
-import { tempDir } from './helper.js'
+import { pluginOptions, tempDir } from './helper.js'
 
 const settings = (dataDir: string) => ({ ACCESS_TOKEN_ALG: 'EdDSA' as const, DATA_DIR: dataDir })
 
@@ -35,4 +38,23 @@ t.test('a damaged access key file is refused, with its path', async t => {
   const path = join(dir, 'keys', 'access-ed25519.pem')
   await writeFile(path, '-----BEGIN PRIVATE KEY-----\nMC4CAQ')
   await t.rejects(loadKeys(settings(dir)), { message: new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .+; delete it to generate a new one`) })
+})
+
+t.test('keys from DATA_DIR beside a shared token store: a warning at every start, since each instance would have its own', async t => {
+  const dataDir = await tempDir(t)
+  const shared = await pluginOptions(t)
+  async function warningsOfAStart (options: TollgateOptions): Promise<string[]> {
+    const lines: string[] = []
+    const app = Fastify({ logger: { level: 'warn', stream: new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } }) } })
+    await app.register(tollgate, { ...options, dataDir, accessTokenPrivateKey: undefined, refreshTokenSecret: undefined })
+    await app.ready()
+    await app.close()
+    return lines.map(line => (JSON.parse(line) as { msg: string }).msg)
+  }
+  const first = await warningsOfAStart(shared)
+  t.ok(first.some(msg => msg.startsWith('generated signing keys')), 'the first start generates them, and says so')
+  const again = await warningsOfAStart(shared)
+  t.ok(again.some(msg => msg.startsWith('signing keys read from DATA_DIR: every instance that shares this token store needs the same keys')), 'a later start with Redis warns')
+  const embedded = await warningsOfAStart({ databaseUrl: shared.databaseUrl })
+  t.notOk(embedded.some(msg => msg.includes('signing keys')), 'with the in-process store (one process) it does not')
 })
