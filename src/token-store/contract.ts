@@ -182,6 +182,25 @@ export function tokenStoreContract (makeStore: MakeStore): ContractCase[] {
     assert.equal(await allowed(store, next, later + 1000), true, 'a later login works')
   })
 
+  test('endSessions with except keeps the caller\'s earlier access tokens: no not-before mark', async open => {
+    // A password change ends the other sessions; the caller's token, issued seconds before, keeps working.
+    const store = await open(options(0))
+    const kept = await session(store)
+    const other = await session(store, kept.now, kept.userId)
+    const iat = Math.floor(kept.now / 1000)
+    await store.endSessions({ userId: kept.userId, except: kept.sid, now: kept.now + 5000 })
+    assert.equal(await allowed(store, kept, kept.now + 5001, randomUUID(), iat), true, 'issued in an earlier second, still allowed')
+    assert.equal(await allowed(store, other, kept.now + 5001, randomUUID(), iat), false, 'the other session is refused')
+  })
+
+  test('listSessions drops a session once it is idle', async open => {
+    const store = await open(options(0))
+    const s = await session(store)
+    assert.deepEqual((await store.listSessions(s.userId, s.now + IDLE - 1)).map(x => x.id), [s.sid])
+    assert.deepEqual(await store.listSessions(s.userId, s.now + IDLE), [], 'idle: no longer listed')
+    assert.deepEqual(await store.liveRefreshJtis(s.userId), [], 'and its jti left the allowlist')
+  })
+
   test('listSessions reports the metadata of each session', async open => {
     const store = await open(options(0))
     const s = await session(store)

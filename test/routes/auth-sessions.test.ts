@@ -1,5 +1,6 @@
 // GET /auth/sessions and DELETE /auth/sessions/:id, with the Redis allowlist after each step.
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { bearer, login, registerAndLogin } from '../helper.js'
 import {
@@ -59,6 +60,36 @@ t.test('GET /auth/sessions lists the live sessions; current marks the caller', a
 
   const anonymous = await app.inject({ method: 'GET', url: '/auth/sessions' })
   t.equal(anonymous.statusCode, 401, 'without a token: 401')
+})
+
+t.test('GET /auth/sessions lists the newest session first', async t => {
+  const { app } = await buildWithStore(t)
+  const { email, password, tokens: older } = await registerAndLogin(app, { userAgent: 'Older/1' })
+  // Apart by a few ms, so the two created_at differ.
+  await sleep(5)
+  const newer = await login(app, email, password, 'Newer/2')
+
+  const res = await app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(older.access_token) })
+  t.equal(res.statusCode, 200)
+  const sessions = res.json() as Array<Record<string, unknown>>
+  t.same(sessions.map(s => [s.id, s.user_agent]), [[sidOf(newer.refresh_token), 'Newer/2'], [sidOf(older.refresh_token), 'Older/1']], 'the newer login first')
+  const created = sessions.map(s => Date.parse(s.created_at as string))
+  t.ok(created.every((c, i) => i === 0 || c <= created[i - 1]!), 'created_at does not increase down the list')
+})
+
+t.test('GET /auth/sessions: a refresh moves last_used_at past created_at', async t => {
+  const { app } = await buildWithStore(t)
+  const { tokens } = await registerAndLogin(app, { userAgent: 'Refresher/1' })
+  // Apart by a few ms, so a last_used_at that is really the login time shows.
+  await sleep(5)
+  const next = await expectRefreshWorks(t, app, tokens.refresh_token, 'refresh')
+
+  const res = await app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(next.access_token) })
+  t.equal(res.statusCode, 200)
+  const [session, ...rest] = res.json() as Array<Record<string, unknown>>
+  t.same(rest, [], 'one session')
+  t.equal(session!.id, sidOf(tokens.refresh_token), 'the refreshed session')
+  t.ok(Date.parse(session!.last_used_at as string) > Date.parse(session!.created_at as string), 'last_used_at is the refresh, later than the login')
 })
 
 t.test('DELETE /auth/sessions/:id ends that session; other ids are 404, non-uuids 400', async t => {
