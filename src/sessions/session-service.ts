@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Config } from '../config.js'
 import type { User } from '../entities/user.js'
 import { EmailNotVerifiedError, InvalidCredentialsError, InvalidTokenError, SessionNotFoundError, WrongPasswordError, invalidGrant } from '../errors.js'
+import { logSafeError } from '../log-safe-error.js'
 import type { PasswordHasher } from '../password.js'
 import type { TokenResponse } from '../schemas.js'
 import type { SessionRecord, TokenStore } from '../token-store/index.js'
@@ -31,7 +32,7 @@ export interface SessionServiceDeps {
   tokens: TokenService
   tokenStore: TokenStore
   /** Where a detected refresh-token reuse is reported (a pino logger fits). */
-  log: { warn (details: object, message: string): void }
+  log: { warn (details: object, message: string): void, error (details: object, message: string): void }
   /** Ends the user's live password-reset links (src/recovery): a password change must not be undone by one. */
   supersedeResetLinks: (userId: string) => Promise<void>
 }
@@ -200,7 +201,12 @@ export function createSessionService ({ config, users, passwords, tokens, tokenS
       if (!removed) throw new WrongPasswordError()
       // Refreshes do not read the database, so no session may outlive the user: a login that read
       // it before the removal may have started one since. End those, and refuse any later one.
-      await tokenStore.endSessions({ userId: user.id, now: Date.now(), closeAccount: true })
+      // Should that fail, the account is gone all the same and its client is told so (a 503 would
+      // have it retry a deletion that is done); such a login still ends its own session when its
+      // re-read of the user finds none.
+      await tokenStore.endSessions({ userId: user.id, now: Date.now(), closeAccount: true }).catch((err: unknown) => {
+        log.error({ err: logSafeError(err), userId: user.id }, 'account deleted, but the token store could not be told to refuse new sessions of it')
+      })
     }
   }
 }

@@ -1,6 +1,12 @@
 // DELETE /users/me: the password is checked, then every token of the account stops working.
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
 import t from 'tap'
-import { bearer, login, registerAndLogin } from '../helper.js'
+import tollgate from '../../plugins/tollgate.js'
+import { DependencyError } from '../../src/errors.js'
+import type { TokenStore } from '../../src/token-store/index.js'
+import { createRedisTokenStore } from '../../src/token-store/redis.js'
+import { bearer, login, pluginOptions, registerAndLogin, storeRedis } from '../helper.js'
 import {
   buildWithStore, expectAccessRevoked, expectAccessWorks, expectAllowlist, expectNoContent, expectRefreshRejected,
   expectRefreshWorks, rtKey, userKey
@@ -62,4 +68,29 @@ t.test('DELETE /users/me ends every session; the email can register again', asyn
   await expectAllowlist(t, store, again.userId, [again.tokens.refresh_token], 'the new account has one session')
   await expectAccessRevoked(t, app, a.access_token, 'the old account tokens stay dead')
   await expectRefreshRejected(t, app, b2.refresh_token, 'the old account refresh stays dead')
+})
+
+t.test('the deletion committed but the store could not close the account: 204 all the same, and an error logged', async t => {
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'error', stream: new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } }) } })
+  t.teardown(() => app.close())
+  const { redis, prefix } = await storeRedis(t)
+  const store = createRedisTokenStore({ redis, prefix, idleTtl: 3_600_000, reuseInterval: 10_000, absoluteTtl: 3_600_000 })
+  // Redis fails at the last step only, after the deletion has committed.
+  const tokenStore: TokenStore = {
+    ...store,
+    endSessions: async (request) => {
+      if (request.closeAccount) throw new DependencyError('redis', new Error('connection lost'))
+      return await store.endSessions(request)
+    }
+  }
+  await app.register(tollgate, await pluginOptions(t, { tokenStore }))
+  await app.ready()
+  const { email, password, tokens } = await registerAndLogin(app)
+  const res = await app.inject({ method: 'DELETE', url: '/users/me', headers: bearer(tokens.access_token), payload: { password } })
+  t.equal(res.statusCode, 204, 'the account is gone, and the client is told so')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } })).statusCode, 401, 'no such account any more')
+  await expectAccessRevoked(t, app, tokens.access_token, 'its sessions ended with it')
+  const logged = lines.map(line => JSON.parse(line) as { msg: string, userId?: string })
+  t.ok(logged.some(line => line.msg.startsWith('account deleted, but the token store could not')), 'the failed step is logged')
 })
